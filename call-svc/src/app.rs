@@ -1,0 +1,92 @@
+//! Builds call-svc (binds the port, connects and migrates the database, wires
+//! the backends) and runs it until shutdown.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use eventbus::relay::Relay;
+use sqlx::PgPool;
+use taxi_proto::{
+    call::v1::call_service_server::CallServiceServer,
+    dispatch::v1::dispatch_service_client::DispatchServiceClient,
+    payment::v1::payment_service_client::PaymentServiceClient,
+};
+use tokio::net::TcpListener;
+use tonic::{server::NamedService, service::Routes};
+
+use crate::{config::Config, grpc::CallApi, service::Calls, store, sweeper};
+
+const SERVICE_NAME: &str = <CallServiceServer<CallApi> as NamedService>::NAME;
+
+/// A built call-svc, bound to its port but not yet serving.
+pub struct App {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    pool: PgPool,
+    relay: Relay,
+    calls: Arc<Calls>,
+    config: Config,
+}
+
+impl App {
+    /// Binds `config.listen_addr`, connects to PostgreSQL and applies migrations.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        config.validate()?;
+        let listener = TcpListener::bind(&config.listen_addr)
+            .await
+            .with_context(|| format!("cannot bind {}", config.listen_addr))?;
+        let local_addr = listener.local_addr()?;
+        let pool = svc_kit::db::connect(&config.database, store::SCHEMA, &store::MIGRATOR).await?;
+        let js = eventbus::stream::connect(&config.nats, "call-svc").await?;
+        let relay = Relay::new(
+            pool.clone(),
+            js,
+            config.nats.clone(),
+            store::SCHEMA,
+            config.relay.clone(),
+        );
+        let dispatch = DispatchServiceClient::new(config.dispatch.channel()?);
+        let payment = PaymentServiceClient::new(config.payment.channel()?);
+        let calls = Arc::new(Calls::new(pool.clone(), dispatch, payment, &config));
+        Ok(Self {
+            listener,
+            local_addr,
+            pool,
+            relay,
+            calls,
+            config,
+        })
+    }
+
+    /// The address the service listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The outbox relay's depth, oldest unsent age and throughput, for metrics.
+    pub fn outbox_stats(&self) -> tokio::sync::watch::Receiver<eventbus::relay::RelayStats> {
+        self.relay.stats()
+    }
+
+    /// Serves until `shutdown` resolves, then drains in-flight requests. The
+    /// sweeper (expiry and saga recovery), the outbox relay and the health
+    /// probe run beside the server and stop with it.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let routes = Routes::new(CallServiceServer::new(CallApi::new(self.calls.clone())));
+        let served = svc_kit::grpc::serve_with_health(
+            self.listener,
+            routes,
+            &[SERVICE_NAME],
+            Duration::from_millis(self.config.health_interval_ms),
+            svc_kit::db::probe(&self.pool),
+            shutdown,
+        );
+        tokio::select! {
+            served = served => served,
+            () = sweeper::run(self.calls.clone(), Duration::from_millis(self.config.saga.sweep_interval_ms)) => {
+                anyhow::bail!("sweeper stopped")
+            }
+            () = self.relay.run() => anyhow::bail!("outbox relay stopped"),
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! call-svc configuration: defaults for a developer machine, overridden by
+//! `CALL_*` environment variables (for example `CALL_DATABASE__URL`,
+//! `CALL_SAGA__EXPIRE_AFTER_MS`).
+
+use eventbus::{NatsConfig, relay::RelayConfig};
+use serde::{Deserialize, Serialize};
+use svc_kit::{db::DatabaseConfig, grpc::ClientConfig, telemetry::LogConfig};
+
+use crate::domain::fare::FareTable;
+
+/// Everything call-svc needs to start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address to serve gRPC on; port 0 picks a free one.
+    pub listen_addr: String,
+    pub database: DatabaseConfig,
+    pub log: LogConfig,
+    /// Where domain events go.
+    pub nats: NatsConfig,
+    /// How the outbox is published.
+    pub relay: RelayConfig,
+    pub dispatch: ClientConfig,
+    pub payment: ClientConfig,
+    pub fares: FareTable,
+    pub saga: SagaConfig,
+    /// How often the database is probed for the health service.
+    pub health_interval_ms: u64,
+}
+
+/// Timing and policy of the trip saga.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SagaConfig {
+    /// A REQUESTED call nobody accepts within this time is canceled (EXPIRED).
+    pub expire_after_ms: u64,
+    /// How often the sweeper looks for expired calls and unfinished sagas.
+    pub sweep_interval_ms: u64,
+    /// A saga step older than this is taken over by the sweeper (it is assumed
+    /// to belong to a crashed process); keep it above the backends' deadlines.
+    pub stale_after_ms: u64,
+    /// Kept from the advance when the customer cancels an ACCEPTED call.
+    pub cancel_fee_krw: i64,
+    /// Consecutive dispatch failures that open its circuit.
+    pub dispatch_failure_threshold: u32,
+    /// How long the dispatch circuit stays open before a probe.
+    pub dispatch_open_ms: u64,
+}
+
+impl Default for SagaConfig {
+    fn default() -> Self {
+        Self {
+            expire_after_ms: 5 * 60 * 1000,
+            sweep_interval_ms: 2_000,
+            stale_after_ms: 15_000,
+            cancel_fee_krw: 0,
+            dispatch_failure_threshold: 3,
+            dispatch_open_ms: 10_000,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen_addr: "127.0.0.1:50051".into(),
+            database: DatabaseConfig::default(),
+            log: LogConfig::default(),
+            nats: NatsConfig::default(),
+            relay: RelayConfig::default(),
+            dispatch: ClientConfig::new("http://127.0.0.1:50052"),
+            payment: ClientConfig::new("http://127.0.0.1:50053"),
+            fares: FareTable::default(),
+            saga: SagaConfig::default(),
+            health_interval_ms: 2_000,
+        }
+    }
+}
+
+impl Config {
+    /// Loads the configuration from the environment and checks it.
+    pub fn load() -> anyhow::Result<Self> {
+        let config: Self = svc_kit::config::load("CALL_")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Rejects settings that cannot work, before anything is bound.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.saga.cancel_fee_krw >= 0,
+            "CALL_SAGA__CANCEL_FEE_KRW must not be negative"
+        );
+        anyhow::ensure!(
+            self.saga.sweep_interval_ms > 0,
+            "CALL_SAGA__SWEEP_INTERVAL_MS must be positive"
+        );
+        self.fares.validate()
+    }
+}

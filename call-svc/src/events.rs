@@ -1,0 +1,71 @@
+//! The domain events call-svc appends to its outbox. Every call event carries
+//! the call's state after the transition, so projections can replace a view
+//! with a newer one without replaying history.
+
+use chrono::{DateTime, Utc};
+use svc_kit::outbox;
+use taxi_proto::events::v1::{
+    CallAccepted, CallCanceled, CallRejected, CallRequested, CallSnapshot, EventEnvelope, TripCompleted,
+    TripStarted, event_envelope::Payload,
+};
+use uuid::Uuid;
+
+use crate::domain::{Call, CallRequest, CallStatus, CancelReason, Quote};
+
+const AGGREGATE: &str = "call";
+
+/// The event recording the transition that brought `call` to its status.
+pub fn transition(call: &Call, at: DateTime<Utc>) -> EventEnvelope {
+    let snapshot = Some(snapshot(call));
+    let payload = match call.status {
+        CallStatus::Requested => Payload::CallRequested(CallRequested { call: snapshot }),
+        CallStatus::Accepted => Payload::CallAccepted(CallAccepted { call: snapshot }),
+        CallStatus::InTrip => Payload::TripStarted(TripStarted { call: snapshot }),
+        CallStatus::Completed => Payload::TripCompleted(TripCompleted { call: snapshot }),
+        CallStatus::Canceled => Payload::CallCanceled(CallCanceled { call: snapshot }),
+    };
+    outbox::envelope(AGGREGATE, call.id, call.version, at, payload)
+}
+
+/// No taxi was available: the demand is recorded though no call exists.
+pub fn rejected(id: Uuid, request: &CallRequest, quote: Quote, at: DateTime<Utc>) -> EventEnvelope {
+    let payload = Payload::CallRejected(CallRejected {
+        call_id: id.to_string(),
+        customer_id: request.customer_id.to_string(),
+        taxi_type: request.taxi_type.into(),
+        pickup: Some(request.pickup.to_proto()),
+        dropoff: Some(request.dropoff.to_proto()),
+        quoted_fare_krw: quote.fare_krw,
+    });
+    outbox::envelope(AGGREGATE, id, 1, at, payload)
+}
+
+fn snapshot(call: &Call) -> CallSnapshot {
+    let ts = |at: Option<DateTime<Utc>>| at.map(outbox::timestamp);
+    CallSnapshot {
+        call_id: call.id.to_string(),
+        customer_id: call.customer_id.to_string(),
+        driver_id: call.driver_id.map(|d| d.to_string()).unwrap_or_default(),
+        taxi_type: call.taxi_type.into(),
+        status: call.status.as_str().to_owned(),
+        cancel_reason: call
+            .cancel_reason
+            .map(CancelReason::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        pickup: Some(call.pickup.to_proto()),
+        dropoff: Some(call.dropoff.to_proto()),
+        quoted_fare_krw: call.quote.fare_krw,
+        advance_krw: call.advance_krw,
+        distance_m: call.distance_m.unwrap_or_default(),
+        final_fare_krw: call.final_fare_krw.unwrap_or_default(),
+        cancel_fee_krw: call.cancel_fee_krw,
+        availability_unchecked: call.availability_unchecked,
+        version: call.version,
+        requested_at: Some(outbox::timestamp(call.requested_at)),
+        accepted_at: ts(call.accepted_at),
+        started_at: ts(call.started_at),
+        completed_at: ts(call.completed_at),
+        canceled_at: ts(call.canceled_at),
+    }
+}

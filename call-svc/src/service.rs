@@ -1,0 +1,502 @@
+//! The use cases of call-svc and the trip saga it orchestrates.
+//!
+//! Every state change is committed together with its event (outbox). Remote
+//! steps are made outside transactions and are idempotent (each carries a key
+//! derived from the call), so a retry, a second replica or the sweeper can
+//! repeat any of them safely:
+//!
+//! - accept: claim the call, `AssignDriver` (always before payment), then
+//!   `ChargeAdvance`, then commit ACCEPTED. A declined advance cancels the call;
+//!   a cancel that commits first makes the accept undo its own steps.
+//! - complete and cancel commit first and record the [`Effects`] they owe
+//!   (`SettleFinal`, `ReleaseDriver`), which run right after the commit and are
+//!   retried by the sweeper until they succeed.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use svc_kit::{breaker::CircuitBreaker, geo::GeoPoint, identity::Caller, identity::service_request, outbox};
+use taxi_proto::{
+    common::v1::TaxiType,
+    dispatch::v1::{
+        AssignDriverRequest, CheckAvailabilityRequest, ReleaseDriverRequest,
+        dispatch_service_client::DispatchServiceClient,
+    },
+    payment::v1::{
+        ChargeAdvanceRequest, EntryStatus, SettleFinalRequest, payment_service_client::PaymentServiceClient,
+    },
+};
+use tonic::{Code, Status, transport::Channel};
+use uuid::Uuid;
+
+use crate::{
+    config::{Config, SagaConfig},
+    domain::{Applied, Call, CallRequest, CallStatus, CancelReason, Effects, FareTable, Quote},
+    error::CallError,
+    events, store,
+};
+
+/// How call-svc identifies itself to the services it calls.
+const SERVICE_NAME: &str = "call-svc";
+
+/// How many rows one sweep takes of each kind.
+const SWEEP_BATCH: i64 = 100;
+
+/// The answer to "is a taxi available?".
+enum Availability {
+    Available,
+    NoneNearby,
+    /// Dispatch could not be asked (down, slow, or its circuit is open).
+    Unknown,
+}
+
+/// call-svc's use cases, shared by the gRPC API and the sweeper.
+pub struct Calls {
+    pool: PgPool,
+    dispatch: DispatchServiceClient<Channel>,
+    payment: PaymentServiceClient<Channel>,
+    dispatch_breaker: CircuitBreaker,
+    fares: FareTable,
+    saga: SagaConfig,
+}
+
+impl Calls {
+    pub fn new(
+        pool: PgPool,
+        dispatch: DispatchServiceClient<Channel>,
+        payment: PaymentServiceClient<Channel>,
+        config: &Config,
+    ) -> Self {
+        Self {
+            pool,
+            dispatch,
+            payment,
+            dispatch_breaker: CircuitBreaker::new(
+                config.saga.dispatch_failure_threshold,
+                Duration::from_millis(config.saga.dispatch_open_ms),
+            ),
+            fares: config.fares.clone(),
+            saga: config.saga.clone(),
+        }
+    }
+
+    /// The fare RequestCall would quote for this route (no I/O).
+    pub fn quote(&self, taxi_type: TaxiType, pickup: GeoPoint, dropoff: GeoPoint) -> Quote {
+        self.fares.quote(taxi_type, pickup, dropoff)
+    }
+
+    /// A customer calls a taxi. The fare is quoted here, never taken from the
+    /// client; no call is made when dispatch says no taxi is available, but one
+    /// is when dispatch cannot be asked (fault isolation).
+    pub async fn request_call(&self, request: CallRequest) -> Result<Call, CallError> {
+        if let Some(existing) =
+            store::get_by_idempotency_key(&self.pool, request.customer_id, &request.idempotency_key).await?
+        {
+            return replay(existing, &request);
+        }
+        let now = svc_kit::clock::now();
+        let id = Uuid::new_v4();
+        let quote = self
+            .fares
+            .quote(request.taxi_type, request.pickup, request.dropoff);
+        let availability_unchecked = match self.check_availability(&request).await {
+            Availability::Available => false,
+            Availability::Unknown => true,
+            Availability::NoneNearby => {
+                let mut tx = self.pool.begin().await?;
+                outbox::append(&mut tx, &events::rejected(id, &request, quote, now)).await?;
+                tx.commit().await?;
+                return Err(CallError::FailedPrecondition(format!(
+                    "no {} taxi is available near the pickup",
+                    request.taxi_type.as_str_name()
+                )));
+            }
+        };
+
+        let call = Call::request(id, request.clone(), quote, availability_unchecked, now);
+        let mut tx = self.pool.begin().await?;
+        if !store::insert(&mut tx, &call).await? {
+            // A concurrent retry with the same key won the insert.
+            tx.rollback().await?;
+            let existing =
+                store::get_by_idempotency_key(&self.pool, request.customer_id, &request.idempotency_key)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("call with a conflicting idempotency key vanished"))?;
+            return replay(existing, &request);
+        }
+        outbox::append(&mut tx, &events::transition(&call, now)).await?;
+        tx.commit().await?;
+        tracing::info!(call_id = %call.id, availability_unchecked, "call requested");
+        Ok(call)
+    }
+
+    async fn check_availability(&self, request: &CallRequest) -> Availability {
+        if !self.dispatch_breaker.allow() {
+            return Availability::Unknown;
+        }
+        let check = CheckAvailabilityRequest {
+            taxi_type: request.taxi_type.into(),
+            pickup: Some(request.pickup.to_proto()),
+            radius_m: 0,
+        };
+        match self
+            .dispatch
+            .clone()
+            .check_availability(service_request(SERVICE_NAME, check))
+            .await
+        {
+            Ok(response) => {
+                self.dispatch_breaker.record_success();
+                if response.into_inner().available_drivers > 0 {
+                    Availability::Available
+                } else {
+                    Availability::NoneNearby
+                }
+            }
+            Err(status) => {
+                self.dispatch_breaker.record_failure();
+                tracing::warn!(code = ?status.code(), message = status.message(), "availability unknown; accepting the call unchecked");
+                Availability::Unknown
+            }
+        }
+    }
+
+    /// A driver accepts a call. Exactly one driver can hold the claim; the
+    /// claimant assigns themself, then pays the advance, then commits.
+    pub async fn accept_call(&self, driver: Uuid, call_id: Uuid) -> Result<Call, CallError> {
+        let mut tx = self.pool.begin().await?;
+        let mut call = store::lock(&mut tx, call_id)
+            .await?
+            .ok_or(CallError::NotFound(call_id))?;
+        if call.claim(driver, svc_kit::clock::now())? == Applied::AlreadyDone {
+            return Ok(call);
+        }
+        store::update(&mut tx, &call).await?;
+        tx.commit().await?;
+        self.drive_accept(call, driver).await
+    }
+
+    /// Runs the remote steps of an accept the driver has claimed, and commits
+    /// the outcome. Used by AcceptCall and by the sweeper after a crash.
+    async fn drive_accept(&self, call: Call, driver: Uuid) -> Result<Call, CallError> {
+        let assign = AssignDriverRequest {
+            call_id: call.id.to_string(),
+            driver_id: driver.to_string(),
+            taxi_type: call.taxi_type.into(),
+        };
+        if let Err(status) = self
+            .dispatch
+            .clone()
+            .assign_driver(service_request(SERVICE_NAME, assign))
+            .await
+        {
+            if is_transient(&status) {
+                return Err(CallError::Unavailable(
+                    "dispatch is unavailable; the accept will be completed or undone shortly".into(),
+                ));
+            }
+            self.update_locked(call.id, |call| {
+                call.drop_claim(driver);
+                Ok(())
+            })
+            .await?;
+            return Err(CallError::FailedPrecondition(status.message().to_owned()));
+        }
+
+        let charge = ChargeAdvanceRequest {
+            call_id: call.id.to_string(),
+            customer_id: call.customer_id.to_string(),
+            amount_krw: call.quote.fare_krw,
+            payment_method: call.payment_method.clone(),
+            idempotency_key: format!("{}/advance", call.id),
+        };
+        let entry = match self
+            .payment
+            .clone()
+            .charge_advance(service_request(SERVICE_NAME, charge))
+            .await
+        {
+            Ok(response) => response
+                .into_inner()
+                .entry
+                .ok_or_else(|| anyhow::anyhow!("ChargeAdvance answered without an entry"))?,
+            Err(status) if is_transient(&status) => {
+                return Err(CallError::Unavailable(
+                    "payment is unavailable; the accept will be completed or undone shortly".into(),
+                ));
+            }
+            Err(status) => {
+                tracing::error!(call_id = %call.id, code = ?status.code(), message = status.message(), "advance refused; undoing the accept");
+                let call = self.abandon_claim(call.id, driver).await?;
+                self.perform_effects(&call).await;
+                return Err(CallError::FailedPrecondition(status.message().to_owned()));
+            }
+        };
+
+        let approved = entry.status() == EntryStatus::Approved;
+        let now = svc_kit::clock::now();
+        let mut tx = self.pool.begin().await?;
+        let mut call = store::lock(&mut tx, call.id)
+            .await?
+            .ok_or(CallError::NotFound(call.id))?;
+        let applied = if approved {
+            call.accept(driver, entry.amount_krw, now)
+        } else {
+            call.decline_payment(driver, now)
+        };
+        match applied {
+            Ok(()) => {
+                store::update(&mut tx, &call).await?;
+                outbox::append(&mut tx, &events::transition(&call, now)).await?;
+                tx.commit().await?;
+                self.perform_effects(&call).await;
+                if approved {
+                    tracing::info!(call_id = %call.id, %driver, "call accepted");
+                    Ok(call)
+                } else {
+                    tracing::info!(call_id = %call.id, "advance declined; call canceled");
+                    Err(CallError::FailedPrecondition(
+                        "the advance payment was declined; the call is canceled".into(),
+                    ))
+                }
+            }
+            Err(refused) => {
+                // The call changed while we were accepting it (the customer
+                // canceled first): undo the assignment and the advance.
+                call.abandon_claim(driver);
+                store::update(&mut tx, &call).await?;
+                tx.commit().await?;
+                self.perform_effects(&call).await;
+                Err(refused.into())
+            }
+        }
+    }
+
+    async fn abandon_claim(&self, call_id: Uuid, driver: Uuid) -> Result<Call, CallError> {
+        self.update_locked(call_id, |call| {
+            call.abandon_claim(driver);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Locks a call, applies a change that emits no event, and commits.
+    async fn update_locked(
+        &self,
+        call_id: Uuid,
+        change: impl FnOnce(&mut Call) -> Result<(), CallError>,
+    ) -> Result<Call, CallError> {
+        let mut tx = self.pool.begin().await?;
+        let mut call = store::lock(&mut tx, call_id)
+            .await?
+            .ok_or(CallError::NotFound(call_id))?;
+        change(&mut call)?;
+        store::update(&mut tx, &call).await?;
+        tx.commit().await?;
+        Ok(call)
+    }
+
+    /// Locks a call, applies a transition and, when it changed the call,
+    /// commits it with its event and performs the effects it owes.
+    async fn transition(
+        &self,
+        call_id: Uuid,
+        apply: impl FnOnce(&mut Call, DateTime<Utc>) -> Result<Applied, CallError>,
+    ) -> Result<Call, CallError> {
+        let now = svc_kit::clock::now();
+        let mut tx = self.pool.begin().await?;
+        let mut call = store::lock(&mut tx, call_id)
+            .await?
+            .ok_or(CallError::NotFound(call_id))?;
+        if apply(&mut call, now)? == Applied::Changed {
+            store::update(&mut tx, &call).await?;
+            outbox::append(&mut tx, &events::transition(&call, now)).await?;
+            tx.commit().await?;
+            tracing::info!(call_id = %call.id, status = %call.status, version = call.version, "call changed");
+        }
+        self.perform_effects(&call).await;
+        Ok(call)
+    }
+
+    /// The assigned driver departs with the customer.
+    pub async fn start_trip(&self, driver: Uuid, call_id: Uuid) -> Result<Call, CallError> {
+        self.transition(call_id, |call, now| Ok(call.start(driver, now)?))
+            .await
+    }
+
+    /// The assigned driver arrives after `distance_m`.
+    pub async fn complete_trip(
+        &self,
+        driver: Uuid,
+        call_id: Uuid,
+        distance_m: i64,
+    ) -> Result<Call, CallError> {
+        self.transition(call_id, |call, now| {
+            let rule = *self.fares.rule(call.taxi_type);
+            Ok(call.complete(driver, distance_m, &rule, now)?)
+        })
+        .await
+    }
+
+    /// The owning customer cancels. `expected_version` (0 = any) makes the
+    /// cancel apply only to the call as the customer last saw it.
+    pub async fn cancel_call(
+        &self,
+        customer: Uuid,
+        call_id: Uuid,
+        expected_version: i64,
+    ) -> Result<Call, CallError> {
+        let fee = self.saga.cancel_fee_krw;
+        self.transition(call_id, |call, now| {
+            call.require_owner(customer, "cancel")?;
+            if call.status == CallStatus::Canceled && call.cancel_reason == Some(CancelReason::Customer) {
+                return Ok(Applied::AlreadyDone);
+            }
+            call.require_version(expected_version)?;
+            Ok(call.cancel(CancelReason::Customer, fee, now)?)
+        })
+        .await
+    }
+
+    /// Reads a call: its customer, its driver (or any driver while it is still
+    /// open for offers), analysts and services may.
+    pub async fn get_call(&self, caller: &Caller, call_id: Uuid) -> Result<Call, CallError> {
+        let call = store::get(&self.pool, call_id)
+            .await?
+            .ok_or(CallError::NotFound(call_id))?;
+        let allowed = match caller {
+            Caller::Customer(id) => call.customer_id == *id,
+            Caller::Driver(id) => call.driver_id == Some(*id) || call.status == CallStatus::Requested,
+            Caller::Analyst(_) | Caller::Service(_) => true,
+        };
+        if allowed {
+            Ok(call)
+        } else {
+            Err(CallError::PermissionDenied(
+                "this call belongs to someone else".into(),
+            ))
+        }
+    }
+
+    /// Performs the effects a committed transition owes, then forgets them.
+    /// Failures are logged and left to the sweeper.
+    async fn perform_effects(&self, call: &Call) {
+        if call.effects.is_empty() {
+            return;
+        }
+        match self.try_effects(call.id, call.effects).await {
+            Ok(()) => {}
+            Err(status) => {
+                tracing::warn!(call_id = %call.id, code = ?status.code(), message = status.message(), "effects deferred to the sweeper");
+            }
+        }
+    }
+
+    async fn try_effects(&self, call_id: Uuid, effects: Effects) -> Result<(), Status> {
+        if let Some(amount) = effects.settle_krw {
+            let settle = SettleFinalRequest {
+                call_id: call_id.to_string(),
+                final_amount_krw: amount,
+                idempotency_key: format!("{call_id}/settle"),
+            };
+            self.payment
+                .clone()
+                .settle_final(service_request(SERVICE_NAME, settle))
+                .await?;
+        }
+        if let Some(driver) = effects.release_driver {
+            let release = ReleaseDriverRequest {
+                call_id: call_id.to_string(),
+                driver_id: driver.to_string(),
+            };
+            self.dispatch
+                .clone()
+                .release_driver(service_request(SERVICE_NAME, release))
+                .await?;
+        }
+        store::clear_effects(&self.pool, call_id, effects)
+            .await
+            .map_err(|e| Status::internal(format!("{e:#}")))
+    }
+
+    /// One round of the sweeper.
+    pub async fn sweep(&self) -> anyhow::Result<()> {
+        let now = svc_kit::clock::now();
+        self.expire(now).await?;
+        let stale = now - chrono::Duration::milliseconds(i64::try_from(self.saga.stale_after_ms)?);
+        for call in store::claims_older_than(&self.pool, stale, SWEEP_BATCH).await? {
+            if store::take_claim_lease(&self.pool, &call, svc_kit::clock::now()).await? {
+                self.recover_claim(call).await;
+            }
+        }
+        for call in store::effects_older_than(&self.pool, stale, SWEEP_BATCH).await? {
+            self.perform_effects(&call).await;
+        }
+        Ok(())
+    }
+
+    async fn expire(&self, now: DateTime<Utc>) -> anyhow::Result<()> {
+        let cutoff = now - chrono::Duration::milliseconds(i64::try_from(self.saga.expire_after_ms)?);
+        let mut tx = self.pool.begin().await?;
+        let calls = store::expire_candidates(&mut tx, cutoff, SWEEP_BATCH).await?;
+        for mut call in calls {
+            if call.cancel(CancelReason::Expired, 0, now)? == Applied::Changed {
+                store::update(&mut tx, &call).await?;
+                outbox::append(&mut tx, &events::transition(&call, now)).await?;
+                tracing::info!(call_id = %call.id, "call expired");
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Finishes an accept left half-way: forward while the call still waits
+    /// for a driver, otherwise undo what it may have done.
+    async fn recover_claim(&self, call: Call) {
+        let Some(claim) = call.claim else { return };
+        let (call_id, driver) = (call.id, claim.driver_id);
+        tracing::info!(%call_id, %driver, "recovering an unfinished accept");
+        let outcome = if call.status == CallStatus::Requested {
+            self.drive_accept(call, driver).await.map(drop)
+        } else {
+            match self.abandon_claim(call_id, driver).await {
+                Ok(call) => {
+                    self.perform_effects(&call).await;
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        };
+        if let Err(error) = outcome {
+            tracing::info!(%call_id, error = %error, "accept recovery ended");
+        }
+    }
+}
+
+/// The answer to a retried RequestCall: the same call, unless the key was
+/// reused for a different request.
+fn replay(existing: Call, request: &CallRequest) -> Result<Call, CallError> {
+    if request.matches(&existing) {
+        Ok(existing)
+    } else {
+        Err(CallError::FailedPrecondition(
+            "idempotency_key was already used for a different request".into(),
+        ))
+    }
+}
+
+/// Whether a failed remote step may succeed when retried (the backend was not
+/// reached or did not answer), as opposed to a refusal.
+fn is_transient(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::Cancelled
+            | Code::Unknown
+            | Code::Internal
+            | Code::ResourceExhausted
+            | Code::Aborted
+    )
+}

@@ -1,0 +1,139 @@
+//! Ownership: customers act on their own calls, only drivers accept, only the
+//! assigned driver moves the trip.
+
+use svc_kit::identity::Caller;
+use taxi_proto::call::v1::{
+    CallStatus, CancelCallRequest, CompleteTripRequest, GetCallRequest, StartTripRequest,
+};
+use tonic::Code;
+use uuid::Uuid;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn another_customer_can_neither_read_nor_cancel_a_call() {
+    // Arrange
+    let system = spawn_system().await;
+    let (call, _driver) = system.accepted_call(Uuid::new_v4()).await;
+    let stranger = Uuid::new_v4();
+    let client = system.call_client();
+
+    // Act
+    let read = client
+        .clone()
+        .get_call(as_customer(
+            stranger,
+            GetCallRequest {
+                call_id: call.call_id.clone(),
+            },
+        ))
+        .await
+        .expect_err("not theirs");
+    let cancel = CancelCallRequest {
+        call_id: call.call_id.clone(),
+        expected_version: 0,
+    };
+    let canceled = client
+        .clone()
+        .cancel_call(as_customer(stranger, cancel))
+        .await
+        .expect_err("not theirs");
+
+    // Assert
+    assert_eq!(read.code(), Code::PermissionDenied);
+    assert_eq!(canceled.code(), Code::PermissionDenied);
+    assert_eq!(
+        system.get_call(&call.call_id).await.status(),
+        CallStatus::Accepted
+    );
+    assert_eq!(system.ledger(&call.call_id).await.entries.len(), 1, "no refund");
+}
+
+#[tokio::test]
+async fn another_driver_can_neither_start_nor_complete_the_trip() {
+    // Arrange
+    let system = spawn_system().await;
+    let (call, driver) = system.accepted_call(Uuid::new_v4()).await;
+    let intruder = system.online_driver().await;
+    let client = system.call_client();
+
+    // Act
+    let start = StartTripRequest {
+        call_id: call.call_id.clone(),
+    };
+    let started = client
+        .clone()
+        .start_trip(as_driver(intruder, start.clone()))
+        .await
+        .expect_err("not assigned");
+    client
+        .clone()
+        .start_trip(as_driver(driver, start))
+        .await
+        .expect("the assigned driver starts");
+    let complete = CompleteTripRequest {
+        call_id: call.call_id.clone(),
+        distance_m: 1_000,
+    };
+    let completed = client
+        .clone()
+        .complete_trip(as_driver(intruder, complete))
+        .await
+        .expect_err("not assigned");
+
+    // Assert
+    assert_eq!(started.code(), Code::PermissionDenied);
+    assert_eq!(completed.code(), Code::PermissionDenied);
+    assert_eq!(system.get_call(&call.call_id).await.status(), CallStatus::InTrip);
+}
+
+#[tokio::test]
+async fn roles_are_enforced_and_identity_is_required() {
+    // Arrange
+    let system = spawn_system().await;
+    system.online_driver().await;
+    let customer = Uuid::new_v4();
+    let call = system.request_call(customer).await;
+    let client = system.call_client();
+
+    // Act
+    let customer_accepts = accept_as(&system, Caller::Customer(customer), &call.call_id).await;
+    let driver_requests = client
+        .clone()
+        .request_call(as_driver(Uuid::new_v4(), call_request("tok_visa")))
+        .await
+        .expect_err("drivers do not call taxis");
+    let anonymous = client
+        .clone()
+        .request_call(tonic::Request::new(call_request("tok_visa")))
+        .await
+        .expect_err("no identity");
+    let analyst_reads = client
+        .clone()
+        .get_call(with_identity(
+            Caller::Analyst(Uuid::new_v4()),
+            GetCallRequest {
+                call_id: call.call_id.clone(),
+            },
+        ))
+        .await;
+
+    // Assert
+    assert_eq!(customer_accepts, Code::PermissionDenied);
+    assert_eq!(driver_requests.code(), Code::PermissionDenied);
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+    assert!(analyst_reads.is_ok(), "analysts read any call");
+    assert_eq!(system.count("SELECT count(*) FROM call.calls").await, 1);
+}
+
+async fn accept_as(system: &TestSystem, caller: Caller, call_id: &str) -> Code {
+    let request = taxi_proto::call::v1::AcceptCallRequest {
+        call_id: call_id.into(),
+    };
+    system
+        .call_client()
+        .accept_call(with_identity(caller, request))
+        .await
+        .expect_err("refused")
+        .code()
+}

@@ -1,0 +1,304 @@
+//! Offers of requested calls and each call's round of offers.
+//!
+//! A call's `offer_rounds` row is written once when its CallRequested is
+//! handled and stamped closed when the call stops being open; handlers of the
+//! same call on several replicas serialize on it. Offers are published only
+//! after they commit and marked notified (or, once withdrawn, deleted) only
+//! after the publish, so a crash in between is finished by the redelivered
+//! event: notifications are at least once, and streams drop duplicates.
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use svc_kit::geo::GeoPoint;
+use taxi_proto::common::v1::TaxiType;
+use uuid::Uuid;
+
+use super::Store;
+use crate::{
+    domain::{Offer, OfferPolicy, RequestedCall},
+    error::DispatchError,
+};
+
+/// The columns [`OfferRow`] reads.
+macro_rules! offer_columns {
+    () => {
+        "call_id, driver_id, taxi_type, pickup_lat, pickup_lng, dropoff_lat, dropoff_lng, \
+         quoted_fare_krw, distance_to_pickup_m, offered_at, expires_at"
+    };
+}
+
+/// What handling a CallRequested did to the call's round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Round {
+    /// The round opened with this many offers (0 when no driver was near).
+    Opened(usize),
+    /// The call was seen before (a redelivery) or has closed: nothing new.
+    Seen,
+}
+
+/// An offer taken back: the call is no longer open to the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Withdrawal {
+    pub call_id: Uuid,
+    pub driver_id: Uuid,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct OfferRow {
+    call_id: Uuid,
+    driver_id: Uuid,
+    taxi_type: String,
+    pickup_lat: f64,
+    pickup_lng: f64,
+    dropoff_lat: Option<f64>,
+    dropoff_lng: Option<f64>,
+    quoted_fare_krw: i64,
+    distance_to_pickup_m: i32,
+    offered_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+}
+
+impl TryFrom<OfferRow> for Offer {
+    type Error = anyhow::Error;
+
+    fn try_from(row: OfferRow) -> anyhow::Result<Self> {
+        let taxi_type = TaxiType::from_str_name(&row.taxi_type).with_context(|| {
+            format!(
+                "offer of call {} has unknown taxi type {:?}",
+                row.call_id, row.taxi_type
+            )
+        })?;
+        Ok(Self {
+            call_id: row.call_id,
+            driver_id: row.driver_id,
+            taxi_type,
+            pickup: GeoPoint {
+                lat: row.pickup_lat,
+                lng: row.pickup_lng,
+            },
+            dropoff: row
+                .dropoff_lat
+                .zip(row.dropoff_lng)
+                .map(|(lat, lng)| GeoPoint { lat, lng }),
+            quoted_fare_krw: row.quoted_fare_krw,
+            distance_to_pickup_m: row.distance_to_pickup_m,
+            offered_at: row.offered_at,
+            expires_at: row.expires_at,
+        })
+    }
+}
+
+fn offers_from(rows: Vec<OfferRow>) -> Result<Vec<Offer>, DispatchError> {
+    Ok(rows
+        .into_iter()
+        .map(Offer::try_from)
+        .collect::<anyhow::Result<_>>()?)
+}
+
+impl Store {
+    /// Opens the call's round: offers it to the nearest available drivers
+    /// under `policy`. A call seen before, or already closed, gets nothing new.
+    #[tracing::instrument(skip_all, fields(call_id = %call.call_id))]
+    pub async fn open_round(
+        &self,
+        call: &RequestedCall,
+        policy: &OfferPolicy,
+        now: DateTime<Utc>,
+    ) -> Result<Round, DispatchError> {
+        let mut tx = self.pool.begin().await?;
+        let opened = sqlx::query(
+            "INSERT INTO offer_rounds (call_id, offered_at) VALUES ($1, $2)
+             ON CONFLICT (call_id) DO NOTHING",
+        )
+        .bind(call.call_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !opened {
+            return Ok(Round::Seen);
+        }
+        let nearest = self
+            .nearest_available(&mut tx, call.taxi_type, policy.area(call), policy.fanout)
+            .await?;
+        for &(driver_id, distance_m) in &nearest {
+            let offer = policy.offer(call, driver_id, distance_m, now);
+            sqlx::query(
+                "INSERT INTO offers (call_id, driver_id, taxi_type, pickup_lat, pickup_lng,
+                     dropoff_lat, dropoff_lng, quoted_fare_krw, distance_to_pickup_m, offered_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(offer.call_id)
+            .bind(offer.driver_id)
+            .bind(offer.taxi_type.as_str_name())
+            .bind(offer.pickup.lat)
+            .bind(offer.pickup.lng)
+            .bind(offer.dropoff.map(|p| p.lat))
+            .bind(offer.dropoff.map(|p| p.lng))
+            .bind(offer.quoted_fare_krw)
+            .bind(offer.distance_to_pickup_m)
+            .bind(offer.offered_at)
+            .bind(offer.expires_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Round::Opened(nearest.len()))
+    }
+
+    /// The call's open offers whose drivers have not been notified yet.
+    pub async fn unnotified_offers(
+        &self,
+        call_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Offer>, DispatchError> {
+        let rows: Vec<OfferRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            offer_columns!(),
+            " FROM offers
+             WHERE call_id = $1 AND notified_at IS NULL AND withdrawn_at IS NULL AND expires_at > $2
+             ORDER BY distance_to_pickup_m, driver_id"
+        ))
+        .bind(call_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        offers_from(rows)
+    }
+
+    /// Records that the drivers of `offers` were notified.
+    pub async fn mark_notified(&self, offers: &[Offer], now: DateTime<Utc>) -> Result<(), DispatchError> {
+        let (calls, drivers): (Vec<Uuid>, Vec<Uuid>) = offers
+            .iter()
+            .map(|offer| (offer.call_id, offer.driver_id))
+            .unzip();
+        sqlx::query(
+            "UPDATE offers SET notified_at = $3
+             WHERE (call_id, driver_id) IN (SELECT * FROM unnest($1::uuid[], $2::uuid[]))",
+        )
+        .bind(calls)
+        .bind(drivers)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Closes the call's round (for good: a later CallRequested offers
+    /// nothing) and withdraws its offers. When `taken_by` accepted the call
+    /// and is still on it, their offers of other calls are withdrawn too.
+    #[tracing::instrument(skip_all, fields(%call_id))]
+    pub async fn close_round(
+        &self,
+        call_id: Uuid,
+        taken_by: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<(), DispatchError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO offer_rounds (call_id, closed_at) VALUES ($1, $2)
+             ON CONFLICT (call_id) DO UPDATE
+             SET closed_at = coalesce(offer_rounds.closed_at, excluded.closed_at)",
+        )
+        .bind(call_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        // The driver check keeps a late CallAccepted from withdrawing offers a
+        // driver received after finishing this call.
+        sqlx::query(
+            "UPDATE offers SET withdrawn_at = $3
+             WHERE withdrawn_at IS NULL
+               AND (call_id = $1
+                    OR (driver_id = $2 AND EXISTS (
+                          SELECT 1 FROM drivers WHERE driver_id = $2 AND current_call_id = $1)))",
+        )
+        .bind(call_id)
+        .bind(taken_by)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The withdrawn offers of the call (and of `taken_by`) whose drivers
+    /// still have to hear of it.
+    pub async fn pending_withdrawals(
+        &self,
+        call_id: Uuid,
+        taken_by: Option<Uuid>,
+    ) -> Result<Vec<Withdrawal>, DispatchError> {
+        let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
+            "SELECT call_id, driver_id FROM offers
+             WHERE withdrawn_at IS NOT NULL AND (call_id = $1 OR driver_id = $2)
+             ORDER BY call_id, driver_id",
+        )
+        .bind(call_id)
+        .bind(taken_by)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(call_id, driver_id)| Withdrawal { call_id, driver_id })
+            .collect())
+    }
+
+    /// Deletes withdrawn offers once their drivers were notified.
+    pub async fn forget_withdrawn(&self, withdrawals: &[Withdrawal]) -> Result<(), DispatchError> {
+        let (calls, drivers): (Vec<Uuid>, Vec<Uuid>) =
+            withdrawals.iter().map(|w| (w.call_id, w.driver_id)).unzip();
+        sqlx::query(
+            "DELETE FROM offers
+             WHERE withdrawn_at IS NOT NULL
+               AND (call_id, driver_id) IN (SELECT * FROM unnest($1::uuid[], $2::uuid[]))",
+        )
+        .bind(calls)
+        .bind(drivers)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The driver's offers still open at `now`, oldest first.
+    #[tracing::instrument(skip_all, fields(%driver_id))]
+    pub async fn open_offers(
+        &self,
+        driver_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Offer>, DispatchError> {
+        let rows: Vec<OfferRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            offer_columns!(),
+            " FROM offers
+             WHERE driver_id = $1 AND expires_at > $2 AND withdrawn_at IS NULL
+             ORDER BY offered_at, call_id"
+        ))
+        .bind(driver_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        offers_from(rows)
+    }
+
+    /// Deletes offers expired by `now` and rounds older than `rounds_before`.
+    /// Returns how many of each went.
+    pub async fn purge_offers(
+        &self,
+        now: DateTime<Utc>,
+        rounds_before: DateTime<Utc>,
+    ) -> Result<(u64, u64), DispatchError> {
+        let offers = sqlx::query("DELETE FROM offers WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        let rounds = sqlx::query("DELETE FROM offer_rounds WHERE coalesce(closed_at, offered_at) < $1")
+            .bind(rounds_before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok((offers, rounds))
+    }
+}

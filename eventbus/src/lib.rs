@@ -1,0 +1,22 @@
+//! Domain events on NATS JetStream, shared by every service.
+//!
+//! - [`Subjects`] and [`NatsConfig`]: one stream per deployment prefix, and a
+//!   subject per event, `{prefix}.{aggregate}.{event}.{aggregate_id}`, so that
+//!   consumers filter by aggregate or event type with wildcards.
+//! - [`stream`]: connecting, and creating or updating the streams at start-up.
+//! - [`relay`]: publishes a service's outbox in commit order, marking rows
+//!   sent only after JetStream acknowledged them.
+//! - [`consumer`]: durable pull consumers with explicit ack, bounded
+//!   redelivery and a dead-letter stream.
+//! - `testing` (feature): isolated prefixes and a private NATS server.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod consumer;
+mod nats;
+pub mod relay;
+pub mod stream;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use nats::{NatsConfig, Subjects};

@@ -1,0 +1,235 @@
+//! Builds the gateway (routes, upstream channels, authenticator, limits) and
+//! serves gRPC and gRPC-web on one port until shutdown, and the browser app
+//! (plus, in development, the dev token path) on a plain HTTP port beside it.
+
+use std::{collections::HashMap, future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tonic::{
+    service::Routes,
+    transport::{Server, server::TcpIncoming},
+};
+use tonic_health::{
+    ServingStatus, pb::HealthCheckRequest, pb::health_client::HealthClient, server::HealthReporter,
+};
+use tower::ServiceBuilder;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::{
+    auth::Authenticator,
+    config::{Config, DEV_SECRET},
+    limits::{RateLimiter, ShedAsUnavailableLayer},
+    proxy::{CallRoutes, DispatchRoutes, PaymentRoutes, Proxy, QueryRoutes, Upstream},
+    routes::{Backend, PUBLIC_SERVICES, RouteTable, public_descriptors},
+};
+
+/// A built gateway, bound to its port but not yet serving.
+pub struct App {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    http_listener: TcpListener,
+    http_addr: SocketAddr,
+    proxy: Arc<Proxy>,
+    config: Config,
+}
+
+impl App {
+    /// Binds `config.listen_addr` and `config.http_addr`, reads the key
+    /// material and prepares a lazy channel to every backend (nothing is
+    /// contacted yet).
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        config.validate()?;
+        if config.auth.jwks_file.is_empty()
+            && config.auth.rs256_public_key_file.is_empty()
+            && config.auth.hs256_secret == DEV_SECRET
+        {
+            tracing::warn!(
+                "verifying tokens with the development secret; set GATEWAY_AUTH__HS256_SECRET outside a dev machine"
+            );
+        }
+        let listener = TcpListener::bind(&config.listen_addr)
+            .await
+            .with_context(|| format!("cannot bind {}", config.listen_addr))?;
+        let local_addr = listener.local_addr()?;
+        let http_listener = TcpListener::bind(&config.http_addr)
+            .await
+            .with_context(|| format!("cannot bind {}", config.http_addr))?;
+        let http_addr = http_listener.local_addr()?;
+        let limits = &config.limits;
+        let mut upstreams = HashMap::new();
+        for (backend, client) in [
+            (Backend::Call, &config.backends.call),
+            (Backend::Dispatch, &config.backends.dispatch),
+            (Backend::Payment, &config.backends.payment),
+            (Backend::Query, &config.backends.query),
+        ] {
+            let upstream = Upstream {
+                channel: client.channel()?,
+                breaker: svc_kit::breaker::CircuitBreaker::new(
+                    limits.breaker_failure_threshold,
+                    Duration::from_millis(limits.breaker_open_ms),
+                ),
+            };
+            upstreams.insert(backend, upstream);
+        }
+        let proxy = Arc::new(Proxy {
+            routes: RouteTable::from_descriptors(limits)?,
+            upstreams,
+            auth: Authenticator::from_config(&config.auth)?,
+            limiter: RateLimiter::new(limits.rate_per_second, limits.burst),
+            read_retries: limits.read_retries,
+        });
+        Ok(Self {
+            listener,
+            local_addr,
+            http_listener,
+            http_addr,
+            proxy,
+            config,
+        })
+    }
+
+    /// The address the gateway listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The address of the plain HTTP port: the browser app and, in
+    /// development, `POST /dev/token` (useful with port 0).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Serves until `shutdown` resolves, then drains in-flight requests for at
+    /// most `drain_grace_ms`. Backend health is followed beside it.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_service_status("", ServingStatus::Serving).await;
+        let public = public_descriptors()?;
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_file_descriptor_set(public.clone())
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let routes = Routes::new(CallRoutes(self.proxy.clone()))
+            .add_service(DispatchRoutes(self.proxy.clone()))
+            .add_service(PaymentRoutes(self.proxy.clone()))
+            .add_service(QueryRoutes(self.proxy.clone()))
+            .add_service(health_service)
+            .add_service(reflection().build_v1()?)
+            .add_service(reflection().build_v1alpha()?);
+
+        let limits = &self.config.limits;
+        let server = Server::builder()
+            // Browsers speak gRPC-web over HTTP/1.1 on the same port.
+            .accept_http1(true)
+            // Outermost: answers CORS preflights before anything else sees them.
+            .layer(cors(&self.config.cors.origins()))
+            // Translates gRPC-web to gRPC for everything inside, including the
+            // UNAVAILABLE answers of the load shedder below.
+            .layer(tonic_web::GrpcWebLayer::new())
+            .layer(
+                ServiceBuilder::new()
+                    .layer(ShedAsUnavailableLayer)
+                    // Refuse at once when full rather than queue: clients retry
+                    // elsewhere or later, and latency stays bounded.
+                    .load_shed()
+                    .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                        limits.max_concurrent_requests,
+                    )),
+            )
+            .add_routes(routes);
+        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        // Proxied streams (WatchCall, WatchOffers) last as long as their
+        // backends keep them open, so the drain after a shutdown signal is
+        // bounded: past the grace period the remaining connections are closed.
+        let (stopping, mut stopped) = tokio::sync::watch::channel(false);
+        let mut http_stopping = stopping.subscribe();
+        let http = axum::serve(self.http_listener, crate::web::router(&self.config)).with_graceful_shutdown(
+            async move {
+                let _ = http_stopping.wait_for(|stopping| *stopping).await;
+            },
+        );
+        let signalled = async move {
+            shutdown.await;
+            let _ = stopping.send(true);
+        };
+        let grace = Duration::from_millis(self.config.drain_grace_ms);
+        let grace_over = async move {
+            let _ = stopped.wait_for(|stopping| *stopping).await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            // Both ports drain together; the gRPC one decides when it is over.
+            served = async {
+                tokio::try_join!(
+                    async { server.serve_with_incoming_shutdown(incoming, signalled).await.map_err(anyhow::Error::from) },
+                    async { http.await.context("the HTTP port failed") },
+                )
+            } => served.map(|_| ()),
+            () = grace_over => {
+                tracing::info!(?grace, "drain grace period over; closing open streams");
+                Ok(())
+            }
+            () = follow_backends(health, &self.config) => anyhow::bail!("backend health monitor stopped"),
+        }
+    }
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<http::HeaderValue> = origins.iter().filter_map(|o| o.parse().ok()).collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([http::Method::POST, http::Method::OPTIONS])
+        .allow_headers([
+            http::header::AUTHORIZATION,
+            http::header::CONTENT_TYPE,
+            http::HeaderName::from_static("x-grpc-web"),
+            http::HeaderName::from_static("x-user-agent"),
+            http::HeaderName::from_static("grpc-timeout"),
+        ])
+        .expose_headers([
+            http::HeaderName::from_static("grpc-status"),
+            http::HeaderName::from_static("grpc-message"),
+            http::HeaderName::from_static("grpc-status-details-bin"),
+        ])
+        .max_age(Duration::from_secs(600))
+}
+
+/// Reports each backend's own health under its service name, every interval.
+async fn follow_backends(health: HealthReporter, config: &Config) {
+    let clients: Vec<_> = PUBLIC_SERVICES
+        .iter()
+        .filter_map(|(name, backend)| {
+            let client = match backend {
+                Backend::Call => &config.backends.call,
+                Backend::Dispatch => &config.backends.dispatch,
+                Backend::Payment => &config.backends.payment,
+                Backend::Query => &config.backends.query,
+            };
+            client
+                .channel()
+                .ok()
+                .map(|channel| (*name, HealthClient::new(channel)))
+        })
+        .collect();
+    loop {
+        for (name, client) in &clients {
+            let request = HealthCheckRequest {
+                service: (*name).to_owned(),
+            };
+            let status = match client.clone().check(request).await {
+                Ok(response)
+                    if response.get_ref().status()
+                        == tonic_health::pb::health_check_response::ServingStatus::Serving =>
+                {
+                    ServingStatus::Serving
+                }
+                _ => ServingStatus::NotServing,
+            };
+            health.set_service_status(*name, status).await;
+        }
+        tokio::time::sleep(Duration::from_millis(config.health_interval_ms)).await;
+    }
+}

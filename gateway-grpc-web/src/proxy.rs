@@ -1,0 +1,295 @@
+//! Forwarding: one tower service that authenticates a request, applies the
+//! per-subject rate limit, replaces any identity metadata with the verified
+//! one, and passes the HTTP/2 request through to the backend that owns the
+//! method, byte for byte, under that backend's circuit breaker. Unary calls get
+//! a deadline; idempotent reads are retried when the backend was unreachable.
+
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full, Limited};
+use svc_kit::{
+    breaker::CircuitBreaker,
+    identity::{Caller, ROLE_HEADER, SUBJECT_HEADER},
+};
+use tonic::{Code, Status, body::Body, server::NamedService, transport::Channel};
+use tower::{Service, ServiceExt as _};
+
+use crate::{
+    auth::Authenticator,
+    limits::RateLimiter,
+    routes::{Backend, Route, RouteTable},
+};
+
+/// Largest unary request body buffered for a retry.
+const MAX_RETRY_BODY: usize = 256 * 1024;
+
+/// A backend and its breaker.
+pub struct Upstream {
+    pub channel: Channel,
+    pub breaker: CircuitBreaker,
+}
+
+/// Shared by every route.
+pub struct Proxy {
+    pub routes: RouteTable,
+    pub upstreams: HashMap<Backend, Upstream>,
+    pub auth: Authenticator,
+    pub limiter: RateLimiter,
+    pub read_retries: u32,
+}
+
+type Response = http::Response<Body>;
+
+impl Proxy {
+    async fn handle(self: Arc<Self>, request: http::Request<Body>) -> Response {
+        match self.forward(request).await {
+            Ok(response) => response,
+            Err(status) => status.into_http(),
+        }
+    }
+
+    async fn forward(&self, request: http::Request<Body>) -> Result<Response, Status> {
+        let path = request.uri().path().to_owned();
+        let route = *self
+            .routes
+            .get(&path)
+            .ok_or_else(|| Status::unimplemented(format!("{path} is not part of the public API")))?;
+        let caller = self
+            .auth
+            .verify(request.headers().get(http::header::AUTHORIZATION))?;
+        if route.internal {
+            return Err(Status::permission_denied(format!("{path} is internal")));
+        }
+        if !self.limiter.allow(&caller.to_string()) {
+            return Err(Status::resource_exhausted("too many requests; slow down"));
+        }
+        let request = with_identity(request, &caller, route.deadline);
+        let upstream = self
+            .upstreams
+            .get(&route.backend)
+            .ok_or_else(|| Status::internal("no upstream for the route"))?;
+        if route.idempotent_read {
+            self.retrying(upstream, route, request).await
+        } else {
+            call(upstream, route, request).await
+        }
+    }
+
+    /// Forwards a read, again (up to `read_retries` times) while the backend is
+    /// unreachable; the body is small and buffered for that.
+    async fn retrying(
+        &self,
+        upstream: &Upstream,
+        route: Route,
+        request: http::Request<Body>,
+    ) -> Result<Response, Status> {
+        let (parts, body) = request.into_parts();
+        let body = Limited::new(body, MAX_RETRY_BODY)
+            .collect()
+            .await
+            .map_err(|_| Status::invalid_argument("request too large"))?
+            .to_bytes();
+        let mut attempt = 0;
+        loop {
+            let request =
+                http::Request::from_parts(parts.clone(), Body::new(Full::<Bytes>::new(body.clone())));
+            match call(upstream, route, request).await {
+                // An open circuit answers at once; retrying it only adds delay.
+                Err(status)
+                    if status.code() == Code::Unavailable
+                        && attempt < self.read_retries
+                        && !upstream.breaker.is_open() =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(25 * u64::from(attempt))).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// One attempt at the backend, counted by its breaker.
+async fn call(upstream: &Upstream, route: Route, request: http::Request<Body>) -> Result<Response, Status> {
+    if !upstream.breaker.allow() {
+        return Err(Status::unavailable(format!(
+            "{} is unavailable (circuit open); retry shortly",
+            route.backend.name()
+        )));
+    }
+    let sent = upstream.channel.clone().oneshot(request);
+    let outcome = match route.deadline {
+        Some(deadline) => match tokio::time::timeout(deadline, sent).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                upstream.breaker.record_failure();
+                return Err(Status::deadline_exceeded(format!(
+                    "{} did not answer in time",
+                    route.backend.name()
+                )));
+            }
+        },
+        None => sent.await,
+    };
+    // Only an unreachable or hung backend counts against its circuit: one
+    // that answers, even with an error (say UNAVAILABLE because a service
+    // behind it is down), is alive.
+    match outcome {
+        Ok(response) => {
+            upstream.breaker.record_success();
+            Ok(response)
+        }
+        Err(error) => {
+            upstream.breaker.record_failure();
+            tracing::warn!(backend = route.backend.name(), %error, "backend unreachable");
+            Err(Status::unavailable(format!(
+                "{} is unreachable",
+                route.backend.name()
+            )))
+        }
+    }
+}
+
+/// Drops whatever identity the client sent and states the verified one; sets
+/// the route's deadline unless the client asked for a shorter one.
+fn with_identity(
+    request: http::Request<Body>,
+    caller: &Caller,
+    deadline: Option<Duration>,
+) -> http::Request<Body> {
+    let (mut parts, body) = request.into_parts();
+    let forged: Vec<_> = parts
+        .headers
+        .keys()
+        .filter(|name| name.as_str().starts_with("x-taxi-"))
+        .cloned()
+        .collect();
+    for name in forged {
+        parts.headers.remove(name);
+    }
+    parts.headers.remove(http::header::AUTHORIZATION);
+    if let Ok(subject) = caller.to_string().parse() {
+        parts.headers.insert(SUBJECT_HEADER, subject);
+    }
+    parts
+        .headers
+        .insert(ROLE_HEADER, http::HeaderValue::from_static(caller.role()));
+    if let Some(deadline) = deadline {
+        let asked = parts.headers.get("grpc-timeout").and_then(parse_grpc_timeout);
+        let effective = asked.map_or(deadline, |asked| asked.min(deadline));
+        if let Ok(value) = format!("{}m", effective.as_millis()).parse() {
+            parts.headers.insert("grpc-timeout", value);
+        }
+    }
+    http::Request::from_parts(parts, body)
+}
+
+/// Parses a `grpc-timeout` header (`<digits><unit>`, units H M S m u n).
+fn parse_grpc_timeout(value: &http::HeaderValue) -> Option<Duration> {
+    let text = value.to_str().ok()?;
+    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.checked_mul(3_600)?),
+        "M" => Duration::from_secs(n.checked_mul(60)?),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// The proxy mounted under one public service name (tonic routes by name).
+macro_rules! public_service {
+    ($type:ident, $name:literal) => {
+        #[derive(Clone)]
+        pub struct $type(pub Arc<Proxy>);
+
+        impl NamedService for $type {
+            const NAME: &'static str = $name;
+        }
+
+        impl Service<http::Request<Body>> for $type {
+            type Response = Response;
+            type Error = Infallible;
+            type Future =
+                std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, Infallible>> + Send>>;
+
+            fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+                Poll::Ready(Ok(()))
+            }
+
+            fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+                let proxy = self.0.clone();
+                Box::pin(async move { Ok(proxy.handle(request).await) })
+            }
+        }
+    };
+}
+
+public_service!(CallRoutes, "taxi.call.v1.CallService");
+public_service!(DispatchRoutes, "taxi.dispatch.v1.DispatchService");
+public_service!(PaymentRoutes, "taxi.payment.v1.PaymentService");
+public_service!(QueryRoutes, "taxi.query.v1.QueryService");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    #[test]
+    fn forged_identity_is_replaced_by_the_verified_one() {
+        let mut request = http::Request::new(Body::empty());
+        request
+            .headers_mut()
+            .insert(SUBJECT_HEADER, "someone-else".parse().expect("ascii"));
+        request
+            .headers_mut()
+            .insert(ROLE_HEADER, "service".parse().expect("ascii"));
+        request
+            .headers_mut()
+            .insert("x-taxi-anything", "x".parse().expect("ascii"));
+        let caller = Caller::Customer(Uuid::new_v4());
+
+        let forwarded = with_identity(request, &caller, None);
+
+        assert_eq!(forwarded.headers()[SUBJECT_HEADER], caller.to_string());
+        assert_eq!(forwarded.headers()[ROLE_HEADER], "customer");
+        assert!(forwarded.headers().get("x-taxi-anything").is_none());
+    }
+
+    #[test]
+    fn the_shorter_of_the_clients_and_the_routes_deadline_wins() {
+        let mut request = http::Request::new(Body::empty());
+        request
+            .headers_mut()
+            .insert("grpc-timeout", "500m".parse().expect("ascii"));
+        let caller = Caller::Driver(Uuid::new_v4());
+        let forwarded = with_identity(request, &caller, Some(Duration::from_secs(3)));
+        assert_eq!(forwarded.headers()["grpc-timeout"], "500m");
+        let forwarded = with_identity(
+            http::Request::new(Body::empty()),
+            &caller,
+            Some(Duration::from_secs(3)),
+        );
+        assert_eq!(forwarded.headers()["grpc-timeout"], "3000m");
+    }
+
+    #[test]
+    fn grpc_timeouts_parse_in_every_unit() {
+        let parse = |s: &str| parse_grpc_timeout(&s.parse().expect("ascii"));
+        assert_eq!(parse("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse("1H"), Some(Duration::from_secs(3_600)));
+        assert_eq!(parse("10u"), Some(Duration::from_micros(10)));
+        assert_eq!(parse("x"), None);
+        assert_eq!(parse(""), None);
+    }
+}

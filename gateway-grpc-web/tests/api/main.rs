@@ -1,0 +1,18 @@
+//! End-to-end tests of the gateway: the four services started in-process on
+//! random ports against one fresh database, and the gateway in front of them,
+//! driven over gRPC and gRPC-web with tokens the tests mint or forge.
+#![allow(unreachable_pub)]
+
+mod grpc_web;
+mod helpers;
+
+mod authentication;
+mod breaker;
+mod cors;
+mod health;
+mod internal_methods;
+mod ownership;
+mod rate_limit;
+mod streams;
+mod trip_over_grpc;
+mod trip_over_grpc_web;

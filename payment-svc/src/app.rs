@@ -1,0 +1,102 @@
+//! Builds payment-svc (binds the port, connects and migrates the database,
+//! picks the provider) and runs it until shutdown.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use eventbus::relay::Relay;
+use sqlx::PgPool;
+use taxi_proto::payment::v1::payment_service_server::PaymentServiceServer;
+use tokio::net::TcpListener;
+use tonic::{server::NamedService, service::Routes};
+
+use crate::{
+    config::Config,
+    grpc::PaymentApi,
+    provider::{PaymentProvider, SimulatedProvider},
+    service::Payments,
+    store,
+};
+
+const SERVICE_NAME: &str = <PaymentServiceServer<PaymentApi> as NamedService>::NAME;
+
+/// A built payment-svc, bound to its port but not yet serving.
+pub struct App {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    pool: PgPool,
+    relay: Relay,
+    payments: Arc<Payments>,
+    config: Config,
+}
+
+impl App {
+    /// Builds the service with the simulated provider.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with_provider(config, Arc::new(SimulatedProvider)).await
+    }
+
+    /// Binds `config.listen_addr`, connects to PostgreSQL, applies migrations
+    /// and charges through `provider`.
+    pub async fn build_with_provider(
+        config: Config,
+        provider: Arc<dyn PaymentProvider>,
+    ) -> anyhow::Result<Self> {
+        config.validate()?;
+        let listener = TcpListener::bind(&config.listen_addr)
+            .await
+            .with_context(|| format!("cannot bind {}", config.listen_addr))?;
+        let local_addr = listener.local_addr()?;
+        let pool = svc_kit::db::connect(&config.database, store::SCHEMA, &store::MIGRATOR).await?;
+        let js = eventbus::stream::connect(&config.nats, "payment-svc").await?;
+        let relay = Relay::new(
+            pool.clone(),
+            js,
+            config.nats.clone(),
+            store::SCHEMA,
+            config.relay.clone(),
+        );
+        let payments = Arc::new(Payments::new(
+            pool.clone(),
+            provider,
+            Duration::from_millis(config.provider_timeout_ms),
+        ));
+        Ok(Self {
+            listener,
+            local_addr,
+            pool,
+            relay,
+            payments,
+            config,
+        })
+    }
+
+    /// The address the service listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The outbox relay's depth, oldest unsent age and throughput, for metrics.
+    pub fn outbox_stats(&self) -> tokio::sync::watch::Receiver<eventbus::relay::RelayStats> {
+        self.relay.stats()
+    }
+
+    /// Serves until `shutdown` resolves, then drains in-flight requests. Health
+    /// follows a database probe beside the server and stops with it.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let api = PaymentApi::new(self.payments.clone(), self.config.max_amount_krw);
+        let routes = Routes::new(PaymentServiceServer::new(api));
+        let served = svc_kit::grpc::serve_with_health(
+            self.listener,
+            routes,
+            &[SERVICE_NAME],
+            Duration::from_millis(self.config.health_interval_ms),
+            svc_kit::db::probe(&self.pool),
+            shutdown,
+        );
+        tokio::select! {
+            served = served => served,
+            () = self.relay.run() => anyhow::bail!("outbox relay stopped"),
+        }
+    }
+}

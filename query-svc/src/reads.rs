@@ -1,0 +1,279 @@
+//! The read use cases: who may see what, and the waits of read-your-writes
+//! and of watching a call.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use svc_kit::identity::Caller;
+use taxi_proto::query::v1::{CallView, DashboardBucket, GetDashboardResponse, WatchCallResponse};
+use tokio::{
+    sync::{broadcast, mpsc, watch},
+    time::Instant,
+};
+use tonic::Status;
+use uuid::Uuid;
+
+use crate::{
+    error::QueryError,
+    notify::{Notice, Notifier},
+    projection::{
+        self,
+        counters::{Tally, Width},
+    },
+    store::{Page, Store},
+};
+
+/// How often a read-your-writes wait re-reads without a notification.
+const WAIT_POLL: Duration = Duration::from_millis(500);
+/// How often a watcher re-reads without a notification.
+const WATCH_POLL: Duration = Duration::from_secs(5);
+/// Customers shown on the dashboard.
+const TOP_CUSTOMERS: isize = 10;
+
+/// The read side's use cases over the store and the change notifications.
+pub(crate) struct Reads {
+    store: Store,
+    notifier: Notifier,
+    wait_limit: Duration,
+    /// Turns true when the server starts draining.
+    stopping: watch::Receiver<bool>,
+}
+
+/// A server stream of a watched call's versions.
+pub(crate) type Watch = tokio_stream::wrappers::ReceiverStream<Result<WatchCallResponse, Status>>;
+
+impl Reads {
+    pub(crate) fn new(
+        store: Store,
+        notifier: Notifier,
+        wait_limit: Duration,
+        stopping: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            store,
+            notifier,
+            wait_limit,
+            stopping,
+        }
+    }
+
+    async fn current(&self, call_id: Uuid) -> Result<Option<CallView>, QueryError> {
+        let generation = self.store.active_generation().await?;
+        self.store.view(&generation, call_id).await
+    }
+
+    /// A call's view, once it has reached `min_version` (0: any).
+    pub(crate) async fn call_view(
+        &self,
+        caller: &Caller,
+        call_id: Uuid,
+        min_version: i64,
+    ) -> Result<CallView, QueryError> {
+        // Subscribe before reading, so a change between the read and the wait
+        // is still heard.
+        let mut notices = self.notifier.subscribe();
+        let deadline = Instant::now() + self.wait_limit;
+        loop {
+            match self.current(call_id).await? {
+                Some(view) => {
+                    authorize(caller, &view)?;
+                    if view.version >= min_version {
+                        return Ok(view);
+                    }
+                }
+                None if min_version == 0 => return Err(QueryError::NotFound(call_id)),
+                None => {}
+            }
+            if Instant::now() >= deadline {
+                return Err(QueryError::DeadlineExceeded(format!(
+                    "call {call_id} has not reached version {min_version} yet; retry"
+                )));
+            }
+            wait_for(&mut notices, call_id, deadline.min(Instant::now() + WAIT_POLL)).await;
+        }
+    }
+
+    /// Streams the call's versions above `from_version` (0: from the current
+    /// view), ending after a terminal one. A call with no view yet is waited
+    /// for as long as a read-your-writes read would, then NOT_FOUND.
+    pub(crate) async fn watch(
+        self: Arc<Self>,
+        caller: &Caller,
+        call_id: Uuid,
+        from_version: i64,
+    ) -> Result<Watch, QueryError> {
+        let mut notices = self.notifier.subscribe();
+        let deadline = Instant::now() + self.wait_limit;
+        let current = loop {
+            if let Some(view) = self.current(call_id).await? {
+                break view;
+            }
+            if Instant::now() >= deadline {
+                return Err(QueryError::NotFound(call_id));
+            }
+            wait_for(&mut notices, call_id, deadline.min(Instant::now() + WAIT_POLL)).await;
+        };
+        authorize(caller, &current)?;
+        let last_sent = if from_version == 0 {
+            current.version - 1
+        } else {
+            from_version
+        };
+        let (tx, rx) = mpsc::channel(16);
+        // Nothing newer can follow a terminal view the client already has.
+        if !(projection::is_terminal(&current) && current.version <= last_sent) {
+            tokio::spawn(async move { self.follow(call_id, last_sent, notices, tx).await });
+        }
+        Ok(Watch::new(rx))
+    }
+
+    async fn follow(
+        &self,
+        call_id: Uuid,
+        mut last_sent: i64,
+        mut notices: broadcast::Receiver<Notice>,
+        tx: mpsc::Sender<Result<WatchCallResponse, Status>>,
+    ) {
+        let mut stopping = self.stopping.clone();
+        loop {
+            let newer = match self.newer_versions(call_id, last_sent).await {
+                Ok(newer) => newer,
+                Err(error) => {
+                    let _ = tx.send(Err(error.into())).await;
+                    return;
+                }
+            };
+            for view in newer {
+                if view.version <= last_sent {
+                    continue;
+                }
+                last_sent = view.version;
+                let terminal = projection::is_terminal(&view);
+                if tx.send(Ok(WatchCallResponse { view: Some(view) })).await.is_err() || terminal {
+                    return;
+                }
+            }
+            let stop = *stopping.borrow_and_update()
+                || tokio::select! {
+                    () = tx.closed() => return,
+                    // A dropped sender means the server is gone too.
+                    changed = stopping.changed() => changed.is_err() || *stopping.borrow(),
+                    () = wait_for(&mut notices, call_id, Instant::now() + WATCH_POLL) => false,
+                };
+            if stop {
+                let _ = tx
+                    .send(Err(Status::unavailable(format!(
+                        "server shutting down; watch again with from_version {last_sent}"
+                    ))))
+                    .await;
+                return;
+            }
+        }
+    }
+
+    async fn newer_versions(&self, call_id: Uuid, after: i64) -> Result<Vec<CallView>, QueryError> {
+        let generation = self.store.active_generation().await?;
+        self.store.versions_after(&generation, call_id, after).await
+    }
+
+    /// A page of the customer's calls; `None` for an unknown cursor.
+    pub(crate) async fn my_calls(
+        &self,
+        customer: Uuid,
+        after: Option<Uuid>,
+        size: usize,
+    ) -> Result<Option<Page>, QueryError> {
+        let generation = self.store.active_generation().await?;
+        self.store.customer_page(&generation, customer, after, size).await
+    }
+
+    /// The dashboard over `[from, to)` in buckets of `width`.
+    pub(crate) async fn dashboard(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        width: Width,
+    ) -> Result<GetDashboardResponse, QueryError> {
+        let generation = self.store.active_generation().await?;
+        let starts = width.starts(from, to);
+        let tallies = self.store.buckets(&generation, width, &starts).await?;
+        let mut total = Tally::default();
+        for tally in &tallies {
+            total.add(tally);
+        }
+        let buckets = starts
+            .iter()
+            .zip(&tallies)
+            .map(|(start, tally)| DashboardBucket {
+                start: Some(svc_kit::outbox::timestamp(*start)),
+                stats: Some(tally.stats()),
+            })
+            .collect();
+        Ok(GetDashboardResponse {
+            buckets,
+            totals: Some(total.stats()),
+            top_customers: self.store.top_customers(&generation, TOP_CUSTOMERS).await?,
+        })
+    }
+}
+
+/// The owning customer, the assigned driver, analysts and services may read a
+/// call.
+fn authorize(caller: &Caller, view: &CallView) -> Result<(), QueryError> {
+    let allowed = match caller {
+        Caller::Customer(id) => view.customer_id == id.to_string(),
+        Caller::Driver(id) => !view.driver_id.is_empty() && view.driver_id == id.to_string(),
+        Caller::Analyst(_) | Caller::Service(_) => true,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(QueryError::PermissionDenied(format!(
+            "call {} is not yours",
+            view.call_id
+        )))
+    }
+}
+
+/// Waits until a notice concerns `call_id` (or may have been missed), or
+/// until `until`.
+async fn wait_for(notices: &mut broadcast::Receiver<Notice>, call_id: Uuid, until: Instant) {
+    let timer = tokio::time::sleep_until(until);
+    tokio::pin!(timer);
+    loop {
+        tokio::select! {
+            () = &mut timer => return,
+            notice = notices.recv() => match notice {
+                Ok(notice) if notice.concerns(call_id) => return,
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => return,
+                // The hub is gone (shutting down): only the timer is left.
+                Err(broadcast::error::RecvError::Closed) => {
+                    timer.await;
+                    return;
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_owner_the_assigned_driver_and_staff_read_a_call() {
+        let (customer, driver) = (Uuid::new_v4(), Uuid::new_v4());
+        let view = CallView {
+            customer_id: customer.to_string(),
+            driver_id: driver.to_string(),
+            ..Default::default()
+        };
+        assert!(authorize(&Caller::Customer(customer), &view).is_ok());
+        assert!(authorize(&Caller::Driver(driver), &view).is_ok());
+        assert!(authorize(&Caller::Analyst(Uuid::new_v4()), &view).is_ok());
+        assert!(authorize(&Caller::Service("call-svc".into()), &view).is_ok());
+        assert!(authorize(&Caller::Customer(Uuid::new_v4()), &view).is_err());
+        assert!(authorize(&Caller::Driver(Uuid::new_v4()), &view).is_err());
+    }
+}

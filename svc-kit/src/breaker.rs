@@ -1,0 +1,122 @@
+//! A circuit breaker: after `failure_threshold` consecutive failures calls are
+//! refused for `open_for`, then one probe is let through (half-open); its
+//! success closes the circuit, its failure opens it again. A probe that never
+//! reports back (its caller gave up) expires after `open_for`, and another
+//! probe is let through, so the circuit cannot stay half-open for good.
+
+use std::{
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+#[derive(Debug, Clone, Copy)]
+enum State {
+    Closed { failures: u32 },
+    Open { until: Instant },
+    HalfOpen { probe_expires: Instant },
+}
+
+/// Shared by every caller of one backend.
+#[derive(Debug)]
+pub struct CircuitBreaker {
+    state: Mutex<State>,
+    failure_threshold: u32,
+    open_for: Duration,
+}
+
+impl CircuitBreaker {
+    /// A closed breaker.
+    pub fn new(failure_threshold: u32, open_for: Duration) -> Self {
+        Self {
+            state: Mutex::new(State::Closed { failures: 0 }),
+            failure_threshold: failure_threshold.max(1),
+            open_for,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A poisoned lock only means a panic elsewhere; the state is still a valid value.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether a call may go ahead now. While half-open only one probe is allowed.
+    pub fn allow(&self) -> bool {
+        let mut state = self.lock();
+        let now = Instant::now();
+        match *state {
+            State::Closed { .. } => true,
+            State::Open { until: ready } | State::HalfOpen { probe_expires: ready } if now >= ready => {
+                *state = State::HalfOpen {
+                    probe_expires: now + self.open_for,
+                };
+                true
+            }
+            State::Open { .. } | State::HalfOpen { .. } => false,
+        }
+    }
+
+    /// Records a call that reached the backend.
+    pub fn record_success(&self) {
+        *self.lock() = State::Closed { failures: 0 };
+    }
+
+    /// Records a call that could not reach the backend.
+    pub fn record_failure(&self) {
+        let mut state = self.lock();
+        *state = match *state {
+            State::Closed { failures } if failures + 1 < self.failure_threshold => State::Closed {
+                failures: failures + 1,
+            },
+            _ => State::Open {
+                until: Instant::now() + self.open_for,
+            },
+        };
+    }
+
+    /// True while calls are being refused.
+    pub fn is_open(&self) -> bool {
+        matches!(*self.lock(), State::Open { until } if Instant::now() < until)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_after_consecutive_failures_and_probes_once_half_open() {
+        let breaker = CircuitBreaker::new(2, Duration::from_millis(20));
+        breaker.record_failure();
+        assert!(breaker.allow(), "one failure keeps it closed");
+        breaker.record_failure();
+        assert!(!breaker.allow(), "open after two");
+        std::thread::sleep(Duration::from_millis(25));
+        assert!(breaker.allow(), "half-open lets a probe through");
+        assert!(!breaker.allow(), "but only one");
+        breaker.record_success();
+        assert!(breaker.allow(), "closed again");
+    }
+
+    #[test]
+    fn a_probe_that_never_reports_back_expires_and_another_is_let_through() {
+        let breaker = CircuitBreaker::new(1, Duration::from_millis(20));
+        breaker.record_failure();
+        std::thread::sleep(Duration::from_millis(25));
+        assert!(breaker.allow(), "the first probe");
+        assert!(!breaker.allow(), "while it is out");
+        std::thread::sleep(Duration::from_millis(25));
+        assert!(breaker.allow(), "the lost probe expired: a new one goes");
+    }
+
+    #[test]
+    fn a_success_resets_the_failure_count() {
+        let breaker = CircuitBreaker::new(2, Duration::from_secs(60));
+        breaker.record_failure();
+        breaker.record_success();
+        breaker.record_failure();
+        assert!(breaker.allow());
+        assert!(!breaker.is_open());
+    }
+}

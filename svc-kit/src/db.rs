@@ -1,0 +1,78 @@
+//! PostgreSQL pools confined to one schema per service.
+//!
+//! Every connection's `search_path` is the service's schema, so the service's
+//! queries and its `_sqlx_migrations` table live there and several services can
+//! share one database without seeing each other's tables.
+
+use std::{str::FromStr, time::Duration};
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+use sqlx::{
+    AssertSqlSafe, Executor as _, PgPool,
+    migrate::Migrator,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+/// Where and how to connect.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    /// A `postgres://user@host:port/db` URL; always name the user.
+    pub url: String,
+    /// Pool size.
+    pub max_connections: u32,
+    /// How long a request waits for a pooled connection.
+    pub acquire_timeout_ms: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "postgres://postgres@127.0.0.1:5432/taxi".into(),
+            max_connections: 10,
+            acquire_timeout_ms: 3_000,
+        }
+    }
+}
+
+/// Connects with `search_path = schema`, creates the schema if needed and
+/// applies `migrator`.
+pub async fn connect(
+    config: &DatabaseConfig,
+    schema: &'static str,
+    migrator: &Migrator,
+) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(&config.url)
+        .context("DATABASE url is not a valid postgres URL")?
+        .options([("search_path", schema)]);
+    let pool = PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
+        .connect_with(options)
+        .await
+        .with_context(|| format!("cannot connect to PostgreSQL for schema {schema}"))?;
+    // `schema` is a compile-time constant of the calling service, never input.
+    pool.execute(AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}")))
+        .await
+        .with_context(|| format!("cannot create schema {schema}"))?;
+    migrator
+        .run(&pool)
+        .await
+        .with_context(|| format!("cannot migrate schema {schema}"))?;
+    Ok(pool)
+}
+
+/// True while the database answers.
+pub async fn is_reachable(pool: &PgPool) -> bool {
+    sqlx::query("SELECT 1").execute(pool).await.is_ok()
+}
+
+/// A health probe for [`crate::grpc::serve_with_health`]: the database answers.
+pub fn probe(pool: &PgPool) -> impl FnMut() -> std::pin::Pin<Box<dyn Future<Output = bool> + Send>> + use<> {
+    let pool = pool.clone();
+    move || {
+        let pool = pool.clone();
+        Box::pin(async move { is_reachable(&pool).await })
+    }
+}

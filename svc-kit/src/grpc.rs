@@ -1,0 +1,156 @@
+//! Serving a service's gRPC routes next to `grpc.health.v1` and reflection, and
+//! building channels to other services.
+
+use std::{future::Future, time::Duration};
+
+use tokio::net::TcpListener;
+use tonic::{
+    service::Routes,
+    transport::{Channel, Endpoint, Server, server::TcpIncoming},
+};
+use tonic_health::{ServingStatus, server::HealthReporter};
+
+/// Adds gRPC reflection for `service_names` (fully qualified, for example
+/// `taxi.call.v1.CallService`), in both the v1 and v1alpha protocols so that
+/// older grpcurl builds work too.
+fn with_reflection(mut routes: Routes, service_names: &[&str]) -> anyhow::Result<Routes> {
+    let mut v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(taxi_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    let mut v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(taxi_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    for name in service_names.iter().copied().chain(["grpc.health.v1.Health"]) {
+        v1 = v1.with_service_name(name);
+        v1alpha = v1alpha.with_service_name(name);
+    }
+    routes = routes.add_service(v1.build_v1()?);
+    routes = routes.add_service(v1alpha.build_v1alpha()?);
+    Ok(routes)
+}
+
+/// Serves `routes` on `listener` until `shutdown` resolves, then stops taking
+/// new requests and waits for in-flight ones to finish.
+async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    Server::builder()
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Serves `routes` (the service's own gRPC services, named `service_names`)
+/// together with `grpc.health.v1` and reflection on `listener` until `shutdown`
+/// resolves, then drains in-flight requests.
+///
+/// Health starts SERVING, since the service was just built against reachable
+/// stores, and then follows `probe`, run every `health_interval`.
+pub async fn serve_with_health<F, Fut>(
+    listener: TcpListener,
+    routes: Routes,
+    service_names: &[&str],
+    health_interval: Duration,
+    probe: F,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    for name in service_names.iter().copied().chain([""]) {
+        reporter.set_service_status(name, ServingStatus::Serving).await;
+    }
+    let routes = with_reflection(routes.add_service(health_service), service_names)?;
+    tokio::select! {
+        served = serve(listener, routes, shutdown) => served,
+        () = report_health(reporter, service_names, health_interval, probe) => {
+            anyhow::bail!("health reporter stopped")
+        }
+    }
+}
+
+/// Every `interval`, runs `probe` and reports the overall status ("") and each
+/// of `service_names` as SERVING only while it succeeds. Runs until dropped.
+async fn report_health<F, Fut>(
+    reporter: HealthReporter,
+    service_names: &[&str],
+    interval: Duration,
+    mut probe: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let mut last = Some(ServingStatus::Serving);
+    loop {
+        tokio::time::sleep(interval).await;
+        let status = if probe().await {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        if last != Some(status) {
+            tracing::info!(?status, "health changed");
+            for name in service_names.iter().copied().chain([""]) {
+                reporter.set_service_status(name, status).await;
+            }
+            last = Some(status);
+        }
+    }
+}
+
+/// A channel to another service that connects on first use and reconnects by
+/// itself. Every request on it has `request_timeout` as its deadline, unless
+/// it is `None` (the caller sets deadlines per request).
+pub fn lazy_channel(
+    url: &str,
+    connect_timeout: Duration,
+    request_timeout: Option<Duration>,
+) -> anyhow::Result<Channel> {
+    let mut endpoint = Endpoint::from_shared(url.to_owned())?
+        .connect_timeout(connect_timeout)
+        .tcp_nodelay(true);
+    if let Some(timeout) = request_timeout {
+        endpoint = endpoint.timeout(timeout);
+    }
+    Ok(endpoint.connect_lazy())
+}
+
+/// How to reach another service. (No `Default`: a backend has no sensible
+/// default address; the owning config's `Default` names it.)
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ClientConfig {
+    /// `http://host:port`.
+    pub url: String,
+    /// Deadline for establishing the connection.
+    pub connect_timeout_ms: u64,
+    /// Deadline for every request; 0 for none (deadlines set per request).
+    pub request_timeout_ms: u64,
+}
+
+impl ClientConfig {
+    /// A client of `url` with short deadlines suited to synchronous commands.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            connect_timeout_ms: 500,
+            request_timeout_ms: 2_000,
+        }
+    }
+
+    /// A lazily connecting channel with this configuration's deadlines.
+    pub fn channel(&self) -> anyhow::Result<Channel> {
+        let request_timeout =
+            (self.request_timeout_ms > 0).then(|| Duration::from_millis(self.request_timeout_ms));
+        lazy_channel(
+            &self.url,
+            Duration::from_millis(self.connect_timeout_ms),
+            request_timeout,
+        )
+    }
+}

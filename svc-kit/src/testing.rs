@@ -1,0 +1,131 @@
+//! Support for integration tests: each test gets its own database.
+
+use anyhow::Context as _;
+use sqlx::{AssertSqlSafe, Connection as _, Executor as _, PgConnection};
+use uuid::Uuid;
+
+/// Prefix of every database a test creates; the test script drops them.
+pub const TEST_DATABASE_PREFIX: &str = "taxi_test_";
+
+/// The server tests create their databases on: `TEST_DATABASE_URL`, or the
+/// local PostgreSQL as user `postgres`.
+pub fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Creates an empty database and returns its URL.
+pub async fn fresh_database() -> anyhow::Result<String> {
+    let admin = admin_url();
+    let mut conn = PgConnection::connect(&admin)
+        .await
+        .with_context(|| format!("cannot reach PostgreSQL at {admin}"))?;
+    let name = format!("{TEST_DATABASE_PREFIX}{}", Uuid::new_v4().simple());
+    // `name` is generated above from a UUID, never input.
+    conn.execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await?;
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+    Ok(format!("{base}/{name}"))
+}
+
+/// A loopback port that is free now, for a server a test stops and starts
+/// again on the same address.
+///
+/// The port lies below Linux's ephemeral range (32768 and up by default).
+/// A port from that range can be taken while the server is down: most often
+/// by a client of the test itself, whose reconnect to `127.0.0.1:port` may be
+/// given `port` as its own source port and so connects to itself, holding the
+/// port against the restart.
+pub fn restartable_port() -> u16 {
+    const RANGE: std::ops::Range<u16> = 20_000..32_000;
+    loop {
+        let offset = Uuid::new_v4().as_u128() % u128::from(RANGE.end - RANGE.start);
+        let port = RANGE.start + offset as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Routes `tracing` output to the test harness when `TEST_LOG` is set.
+pub fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// A service started by a test on its own task; stopped gracefully with
+/// [`RunningService::stop`], abruptly with [`RunningService::kill`], or when
+/// dropped (graceful, without waiting).
+pub struct RunningService {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// The shutdown signal a [`RunningService`] hands to `run_until_stopped`.
+pub type Shutdown = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+impl RunningService {
+    /// Spawns `run(shutdown)`, typically `|stop| app.run_until_stopped(stop)`
+    /// for an app already bound to `addr`.
+    pub fn start<F>(addr: std::net::SocketAddr, run: impl FnOnce(Shutdown) -> F) -> Self
+    where
+        F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(run(Box::pin(async move {
+            let _ = stopped.await;
+        })));
+        Self {
+            addr,
+            stop: Some(stop),
+            handle: Some(handle),
+        }
+    }
+
+    /// `http://addr`, for a client or another service's configuration.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A lazily connecting channel to the service.
+    pub fn channel(&self) -> tonic::transport::Channel {
+        // The URL is built from a socket address, so it always parses.
+        tonic::transport::Endpoint::from_shared(self.url())
+            .expect("a socket address makes a valid URL")
+            .connect_lazy()
+    }
+
+    /// Stops taking requests, drains, and waits (at most 10 s) for the end.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let handle = self
+            .handle
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("already stopped"))?;
+        tokio::time::timeout(std::time::Duration::from_secs(10), handle).await???;
+        Ok(())
+    }
+
+    /// Ends the service at once, as a crash would.
+    pub fn kill(mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.abort();
+        }
+    }
+}
+
+impl Drop for RunningService {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

@@ -17,9 +17,7 @@ detach=""
 if [ "${1:-}" = "--detach" ]; then detach=1; fi
 
 bash scripts/ensure-infra.sh
-if [ ! -x node_modules/.bin/buf ]; then
-  npm install --no-audit --no-fund --loglevel=error
-fi
+bash scripts/npm-install.sh .
 
 DB_URL=${TAXI_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/taxi}
 if ! psql "${DB_URL%/*}/postgres" -Atqc "SELECT 1 FROM pg_database WHERE datname = '${DB_URL##*/}'" | grep -q 1; then
@@ -28,7 +26,7 @@ fi
 
 if command -v npm >/dev/null; then
   echo "building the browser app (web/)"
-  if ! out=$(cd web && npm install --no-audit --no-fund --loglevel=error 2>&1 && npm run build 2>&1); then
+  if ! out=$(bash scripts/npm-install.sh web 2>&1 && cd web && npm run build 2>&1); then
     echo "$out" >&2
     echo "error: the browser app did not build" >&2
     exit 1

@@ -9,9 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/ensure-infra.sh
 
 echo "== buf lint"
-if [ ! -x node_modules/.bin/buf ]; then
-  npm install --no-audit --no-fund --loglevel=error
-fi
+bash scripts/npm-install.sh .
 node_modules/.bin/buf lint
 echo "buf lint: ok"
 

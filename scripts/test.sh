@@ -48,5 +48,6 @@ echo "== cargo tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
 else
-  cargo test --workspace --no-fail-fast "$@"
+  # Without nextest's per-test time limit, bound the whole run instead.
+  timeout 75m cargo test --workspace --no-fail-fast "$@"
 fi

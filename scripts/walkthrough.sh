@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 GW=http://127.0.0.1:8080
+# No call may hang the walk-through (it is also the test suite's smoke test).
+export BUF_TIMEOUT=${BUF_TIMEOUT:-30s}
 CUSTOMER=$(scripts/token.sh customer)
 DRIVER=$(scripts/token.sh driver)
 ANALYST=$(scripts/token.sh analyst)

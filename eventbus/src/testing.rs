@@ -70,24 +70,33 @@ impl NatsServer {
 
     /// Starts the server again on the same port and store.
     pub async fn resume(&mut self) -> anyhow::Result<()> {
-        let child = Command::new("nats-server")
+        let log = self.store.with_extension("log");
+        let mut child = Command::new("nats-server")
             .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
             .arg(&self.store)
+            .arg("-l")
+            .arg(&log)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .context("cannot start nats-server (apt-get install nats-server)")?;
-        self.child = Some(child);
-        for _ in 0..100 {
+        for _ in 0..200 {
+            if let Some(exit) = child.try_wait()? {
+                let log = std::fs::read_to_string(&log).unwrap_or_default();
+                anyhow::bail!("nats-server on port {} exited ({exit}):\n{log}", self.port);
+            }
             if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
                 .await
                 .is_ok()
             {
+                self.child = Some(child);
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        anyhow::bail!("nats-server did not start on port {}", self.port)
+        let _ = child.kill();
+        let _ = child.wait();
+        anyhow::bail!("nats-server did not start on port {} within 10 s", self.port)
     }
 }
 
@@ -95,5 +104,6 @@ impl Drop for NatsServer {
     fn drop(&mut self) {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.store);
+        let _ = std::fs::remove_file(self.store.with_extension("log"));
     }
 }

@@ -197,39 +197,55 @@ fn cors(origins: &[String]) -> CorsLayer {
         .max_age(Duration::from_secs(600))
 }
 
+/// The longest wait for a backend's health answer; no answer is NOT_SERVING.
+const HEALTH_CHECK_DEADLINE: Duration = Duration::from_secs(5);
+
 /// Reports each backend's own health under its service name, every interval.
+/// Backends are followed side by side, so a hung one delays no other's status.
 async fn follow_backends(health: HealthReporter, config: &Config) {
-    let clients: Vec<_> = PUBLIC_SERVICES
-        .iter()
-        .filter_map(|(name, backend)| {
-            let client = match backend {
-                Backend::Call => &config.backends.call,
-                Backend::Dispatch => &config.backends.dispatch,
-                Backend::Payment => &config.backends.payment,
-                Backend::Query => &config.backends.query,
-            };
-            client
-                .channel()
-                .ok()
-                .map(|channel| (*name, HealthClient::new(channel)))
-        })
-        .collect();
-    loop {
-        for (name, client) in &clients {
-            let request = HealthCheckRequest {
-                service: (*name).to_owned(),
-            };
-            let status = match client.clone().check(request).await {
-                Ok(response)
-                    if response.get_ref().status()
-                        == tonic_health::pb::health_check_response::ServingStatus::Serving =>
-                {
-                    ServingStatus::Serving
-                }
-                _ => ServingStatus::NotServing,
-            };
-            health.set_service_status(*name, status).await;
+    let interval = Duration::from_millis(config.health_interval_ms);
+    let mut followers = tokio::task::JoinSet::new();
+    for (name, backend) in PUBLIC_SERVICES {
+        let client = match backend {
+            Backend::Call => &config.backends.call,
+            Backend::Dispatch => &config.backends.dispatch,
+            Backend::Payment => &config.backends.payment,
+            Backend::Query => &config.backends.query,
+        };
+        if let Ok(channel) = client.channel() {
+            followers.spawn(follow_backend(
+                health.clone(),
+                name,
+                HealthClient::new(channel),
+                interval,
+            ));
         }
-        tokio::time::sleep(Duration::from_millis(config.health_interval_ms)).await;
+    }
+    // The followers run until dropped with this future.
+    followers.join_next().await;
+}
+
+async fn follow_backend(
+    health: HealthReporter,
+    name: &'static str,
+    mut client: HealthClient<tonic::transport::Channel>,
+    interval: Duration,
+) {
+    loop {
+        let request = HealthCheckRequest {
+            service: name.to_owned(),
+        };
+        let answer = tokio::time::timeout(HEALTH_CHECK_DEADLINE, client.check(request)).await;
+        let status = match answer {
+            Ok(Ok(response))
+                if response.get_ref().status()
+                    == tonic_health::pb::health_check_response::ServingStatus::Serving =>
+            {
+                ServingStatus::Serving
+            }
+            _ => ServingStatus::NotServing,
+        };
+        health.set_service_status(name, status).await;
+        tokio::time::sleep(interval).await;
     }
 }

@@ -43,8 +43,26 @@ impl CircuitBreaker {
 
     /// Whether a call may go ahead now. While half-open only one probe is allowed.
     pub fn allow(&self) -> bool {
+        self.allow_at(Instant::now())
+    }
+
+    /// Records a call that reached the backend.
+    pub fn record_success(&self) {
+        *self.lock() = State::Closed { failures: 0 };
+    }
+
+    /// Records a call that could not reach the backend.
+    pub fn record_failure(&self) {
+        self.record_failure_at(Instant::now());
+    }
+
+    /// True while calls are being refused.
+    pub fn is_open(&self) -> bool {
+        matches!(*self.lock(), State::Open { until } if Instant::now() < until)
+    }
+
+    fn allow_at(&self, now: Instant) -> bool {
         let mut state = self.lock();
-        let now = Instant::now();
         match *state {
             State::Closed { .. } => true,
             State::Open { until: ready } | State::HalfOpen { probe_expires: ready } if now >= ready => {
@@ -57,27 +75,16 @@ impl CircuitBreaker {
         }
     }
 
-    /// Records a call that reached the backend.
-    pub fn record_success(&self) {
-        *self.lock() = State::Closed { failures: 0 };
-    }
-
-    /// Records a call that could not reach the backend.
-    pub fn record_failure(&self) {
+    fn record_failure_at(&self, now: Instant) {
         let mut state = self.lock();
         *state = match *state {
             State::Closed { failures } if failures + 1 < self.failure_threshold => State::Closed {
                 failures: failures + 1,
             },
             _ => State::Open {
-                until: Instant::now() + self.open_for,
+                until: now + self.open_for,
             },
         };
-    }
-
-    /// True while calls are being refused.
-    pub fn is_open(&self) -> bool {
-        matches!(*self.lock(), State::Open { until } if Instant::now() < until)
     }
 }
 
@@ -85,29 +92,35 @@ impl CircuitBreaker {
 mod tests {
     use super::*;
 
+    const OPEN_FOR: Duration = Duration::from_secs(10);
+
     #[test]
     fn opens_after_consecutive_failures_and_probes_once_half_open() {
-        let breaker = CircuitBreaker::new(2, Duration::from_millis(20));
-        breaker.record_failure();
-        assert!(breaker.allow(), "one failure keeps it closed");
-        breaker.record_failure();
-        assert!(!breaker.allow(), "open after two");
-        std::thread::sleep(Duration::from_millis(25));
-        assert!(breaker.allow(), "half-open lets a probe through");
-        assert!(!breaker.allow(), "but only one");
+        let breaker = CircuitBreaker::new(2, OPEN_FOR);
+        let start = Instant::now();
+        breaker.record_failure_at(start);
+        assert!(breaker.allow_at(start), "one failure keeps it closed");
+        breaker.record_failure_at(start);
+        assert!(!breaker.allow_at(start + OPEN_FOR / 2), "open after two");
+        let later = start + OPEN_FOR;
+        assert!(breaker.allow_at(later), "half-open lets a probe through");
+        assert!(!breaker.allow_at(later), "but only one");
         breaker.record_success();
-        assert!(breaker.allow(), "closed again");
+        assert!(breaker.allow_at(later), "closed again");
     }
 
     #[test]
     fn a_probe_that_never_reports_back_expires_and_another_is_let_through() {
-        let breaker = CircuitBreaker::new(1, Duration::from_millis(20));
-        breaker.record_failure();
-        std::thread::sleep(Duration::from_millis(25));
-        assert!(breaker.allow(), "the first probe");
-        assert!(!breaker.allow(), "while it is out");
-        std::thread::sleep(Duration::from_millis(25));
-        assert!(breaker.allow(), "the lost probe expired: a new one goes");
+        let breaker = CircuitBreaker::new(1, OPEN_FOR);
+        let start = Instant::now();
+        breaker.record_failure_at(start);
+        let probe_at = start + OPEN_FOR;
+        assert!(breaker.allow_at(probe_at), "the first probe");
+        assert!(!breaker.allow_at(probe_at + OPEN_FOR / 2), "while it is out");
+        assert!(
+            breaker.allow_at(probe_at + OPEN_FOR),
+            "the lost probe expired: a new one goes"
+        );
     }
 
     #[test]

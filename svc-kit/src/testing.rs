@@ -28,19 +28,35 @@ pub async fn fresh_database() -> anyhow::Result<String> {
     Ok(format!("{base}/{name}"))
 }
 
+/// A client configuration for calls between services in tests: the
+/// production deadlines (2 s) are meant for a quiet server, while a test
+/// machine runs hundreds of services at once.
+pub fn patient_client(url: impl Into<String>) -> crate::grpc::ClientConfig {
+    crate::grpc::ClientConfig {
+        connect_timeout_ms: 2_000,
+        request_timeout_ms: 10_000,
+        ..crate::grpc::ClientConfig::new(url)
+    }
+}
+
 /// A loopback port that is free now, for a server a test stops and starts
 /// again on the same address.
 ///
-/// The port lies below Linux's ephemeral range (32768 and up by default).
-/// A port from that range can be taken while the server is down: most often
-/// by a client of the test itself, whose reconnect to `127.0.0.1:port` may be
-/// given `port` as its own source port and so connects to itself, holding the
-/// port against the restart.
+/// The port lies below the kernel's ephemeral range (32768 and up by
+/// default). A port from that range can be taken while the server is down:
+/// most often by a client of the test itself, whose reconnect to
+/// `127.0.0.1:port` may be given `port` as its own source port and so connects
+/// to itself, holding the port against the restart.
 pub fn restartable_port() -> u16 {
-    const RANGE: std::ops::Range<u16> = 20_000..32_000;
+    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let below = ephemeral_from.clamp(10_000, 32_768);
+    let range = (below - 8_000)..below;
     loop {
-        let offset = Uuid::new_v4().as_u128() % u128::from(RANGE.end - RANGE.start);
-        let port = RANGE.start + offset as u16;
+        let offset = Uuid::new_v4().as_u128() % u128::from(range.end - range.start);
+        let port = range.start + u16::try_from(offset).expect("offset fits the range");
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }

@@ -24,6 +24,12 @@ fn instant(timestamp: Option<&prost_types::Timestamp>) -> DateTime<Utc> {
     DateTime::from_timestamp(at.seconds, u32::try_from(at.nanos).expect("valid nanos")).expect("an instant")
 }
 
+/// `events` in a fixed order, to compare where the order does not matter.
+fn in_any_order<T: std::fmt::Debug>(mut events: Vec<T>) -> Vec<T> {
+    events.sort_by_key(|event| format!("{event:?}"));
+    events
+}
+
 #[tokio::test]
 async fn a_requested_call_is_offered_live_to_the_nearest_available_drivers_of_its_taxi_type() {
     // Arrange
@@ -131,10 +137,14 @@ async fn accepting_or_canceling_a_call_withdraws_its_offer_from_every_watching_d
         .await;
     app.publish_call_event(canceled, 2, call_canceled(canceled)).await;
 
-    // Assert
+    // Assert: both withdrawals, in either order (a redelivered event or a
+    // resync may reorder them).
     for stream in [&mut kim_stream, &mut lee_stream] {
-        assert_eq!(next_event(stream).await, withdrawal(accepted));
-        assert_eq!(next_event(stream).await, withdrawal(canceled));
+        let withdrawals = vec![next_event(stream).await, next_event(stream).await];
+        assert_eq!(
+            in_any_order(withdrawals),
+            in_any_order(vec![withdrawal(accepted), withdrawal(canceled)])
+        );
     }
     assert!(app.offered_drivers(accepted).await.is_empty());
     assert!(app.offered_drivers(canceled).await.is_empty());
@@ -168,14 +178,14 @@ async fn the_driver_who_took_a_call_loses_their_offers_of_other_calls() {
     app.publish_call_event(taken, 2, call_accepted(taken, kim)).await;
 
     // Assert
-    let mut kim_withdrawals = vec![
+    let kim_withdrawals = vec![
         next_event(&mut kim_stream).await,
         next_event(&mut kim_stream).await,
     ];
-    kim_withdrawals.sort_by_key(|event| format!("{event:?}"));
-    let mut expected = vec![withdrawal(taken), withdrawal(other)];
-    expected.sort_by_key(|event| format!("{event:?}"));
-    assert_eq!(kim_withdrawals, expected);
+    assert_eq!(
+        in_any_order(kim_withdrawals),
+        in_any_order(vec![withdrawal(taken), withdrawal(other)])
+    );
     assert_eq!(next_event(&mut lee_stream).await, withdrawal(taken));
     assert_quiet(&mut lee_stream, Duration::from_millis(300)).await;
     assert_eq!(app.offered_drivers(other).await, [lee]);
@@ -185,7 +195,7 @@ async fn the_driver_who_took_a_call_loses_their_offers_of_other_calls() {
 async fn an_offer_is_withdrawn_from_the_stream_when_it_expires_and_then_deleted() {
     // Arrange
     let app = spawn_app_with(|config| {
-        config.offer_ttl_ms = 1_500;
+        config.offer_ttl_ms = 3_000;
         config.offer_cleanup_interval_ms = 200;
     })
     .await;
@@ -209,8 +219,8 @@ async fn an_offer_is_withdrawn_from_the_stream_when_it_expires_and_then_deleted(
     assert_eq!(withdrawn, withdrawal(call_id));
     let late = withdrawn_at - expires_at;
     assert!(
-        (0..1_000).contains(&late.num_milliseconds()),
-        "withdrawn {late:?} after expiry"
+        (0..5_000).contains(&late.num_milliseconds()),
+        "withdrawn at expiry (well before the 10 s resync), not {late:?} after"
     );
     eventually("the expired offer to be deleted", || async {
         app.offered_drivers(call_id).await.is_empty()

@@ -23,14 +23,14 @@ async fn status(app: &TestApp, service: &str) -> Result<ServingStatus, tonic::St
     Ok(response.into_inner().status())
 }
 
-/// Polls until `service` reports `wanted` (within 5 s), returning what it reported last.
+/// Polls until `service` reports `wanted` (within 15 s), returning what it reported last.
 async fn wait_for(
     app: &TestApp,
     service: &str,
     wanted: ServingStatus,
 ) -> Result<ServingStatus, tonic::Status> {
     let mut last = status(app, service).await;
-    for _ in 0..50 {
+    for _ in 0..150 {
         if matches!(last, Ok(s) if s == wanted) {
             break;
         }
@@ -98,7 +98,7 @@ async fn a_stopped_backend_is_reported_not_serving_while_the_gateway_serves() {
     // Act
     app.backends.stop_query().await;
     let query = wait_for(&app, "taxi.query.v1.QueryService", ServingStatus::NotServing).await;
-    let call = status(&app, "taxi.call.v1.CallService").await;
+    let call = wait_for(&app, "taxi.call.v1.CallService", ServingStatus::Serving).await;
     let gateway = status(&app, "").await;
 
     // Assert

@@ -11,7 +11,7 @@ use std::{
 
 use gateway_grpc_web::auth::Claims;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use svc_kit::{db::DatabaseConfig, grpc::ClientConfig, testing::RunningService};
+use svc_kit::{db::DatabaseConfig, testing::RunningService};
 use taxi_proto::{
     call::v1::{
         AcceptCallRequest, Call, CompleteTripRequest, GetCallRequest, RequestCallRequest, StartTripRequest,
@@ -77,7 +77,9 @@ pub struct Backends {
 }
 
 /// Gateway settings for tests: an allowed origin of our own, a quick health
-/// follower, and the default limits (generous enough for one test).
+/// follower, and the default limits (generous enough for one test) but for a
+/// read deadline that allows for a busy test machine; tests of deadlines set
+/// their own.
 pub fn test_gateway_config() -> gateway_grpc_web::Config {
     let mut config = gateway_grpc_web::Config {
         listen_addr: "127.0.0.1:0".into(),
@@ -87,6 +89,7 @@ pub fn test_gateway_config() -> gateway_grpc_web::Config {
     };
     config.auth.hs256_secret = format!("test-secret-{}", Uuid::new_v4());
     config.cors.allowed_origins = APP_ORIGIN.into();
+    config.limits.read_deadline_ms = 10_000;
     config
 }
 
@@ -123,7 +126,7 @@ impl Default for QuerySettings {
     fn default() -> Self {
         Self {
             listen_addr: "127.0.0.1:0".into(),
-            read_your_writes_timeout_ms: 5_000,
+            read_your_writes_timeout_ms: 8_000,
         }
     }
 }
@@ -193,8 +196,8 @@ impl Backends {
             listen_addr: "127.0.0.1:0".into(),
             database,
             nats: nats.clone(),
-            dispatch: ClientConfig::new(dispatch.url()),
-            payment: ClientConfig::new(payment.url()),
+            dispatch: svc_kit::testing::patient_client(dispatch.url()),
+            payment: svc_kit::testing::patient_client(payment.url()),
             ..Default::default()
         };
         call.saga.sweep_interval_ms = 100;

@@ -2,7 +2,7 @@
 //! until it refills, while everyone else goes on. Beyond the gateway's
 //! capacity, requests are shed at once with UNAVAILABLE.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use taxi_proto::query::v1::{GetCallViewRequest, ListMyCallsRequest};
 use tonic::Code;
@@ -23,9 +23,9 @@ async fn list(app: &TestApp, user: &User) -> Code {
 
 #[tokio::test]
 async fn a_subject_beyond_its_burst_is_told_to_slow_down_while_others_pass() {
-    // Arrange: a burst of 3, refilled at one request every two seconds.
+    // Arrange: a burst of 3, refilled at one request every five seconds.
     let app = spawn_app_with(|config| {
-        config.limits.rate_per_second = 0.5;
+        config.limits.rate_per_second = 0.2;
         config.limits.burst = 3.0;
     })
     .await;
@@ -48,8 +48,13 @@ async fn a_subject_beyond_its_burst_is_told_to_slow_down_while_others_pass() {
         .await
         .map(|_| Code::Ok)
         .unwrap_or_else(|status| status.code());
-    tokio::time::sleep(Duration::from_millis(2_200)).await;
-    let after_refill = list(&app, &eager).await;
+    let refill_deadline = Instant::now() + Duration::from_secs(20);
+    let mut after_refill = list(&app, &eager).await;
+    while after_refill != Code::Ok && Instant::now() < refill_deadline {
+        // A refused request takes no token, so asking again does not delay the refill.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        after_refill = list(&app, &eager).await;
+    }
 
     // Assert
     assert_eq!(
@@ -68,9 +73,9 @@ async fn a_subject_beyond_its_burst_is_told_to_slow_down_while_others_pass() {
 #[tokio::test]
 async fn requests_beyond_the_gateways_capacity_are_shed_at_once_as_unavailable() {
     // Arrange: room for one request in flight; query-svc holds a read of an
-    // unreached version for 1.5 s.
+    // unreached version for 5 s.
     let query = QuerySettings {
-        read_your_writes_timeout_ms: 1_500,
+        read_your_writes_timeout_ms: 5_000,
         ..Default::default()
     };
     let app = spawn_app_with_query(query, |config| config.limits.max_concurrent_requests = 1).await;
@@ -88,7 +93,7 @@ async fn requests_beyond_the_gateways_capacity_are_shed_at_once_as_unavailable()
     let request = bearer(&patient, slow);
     let in_flight = tokio::spawn(async move { client.get_call_view(request).await });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let asked = std::time::Instant::now();
+    let asked = Instant::now();
     let shed = app
         .query_client()
         .list_my_calls(bearer(&other, ListMyCallsRequest::default()))
@@ -102,7 +107,7 @@ async fn requests_beyond_the_gateways_capacity_are_shed_at_once_as_unavailable()
     assert_eq!(shed.code(), Code::Unavailable, "{shed:?}");
     assert!(shed.message().contains("capacity"), "{shed:?}");
     assert!(
-        shed_in < Duration::from_millis(200),
+        shed_in < Duration::from_millis(1_000),
         "shed at once, not after {shed_in:?}"
     );
     assert_eq!(slow.expect_err("never reached").code(), Code::DeadlineExceeded);

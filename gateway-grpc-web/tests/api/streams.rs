@@ -39,7 +39,7 @@ async fn next_view(watch: &mut GrpcWebStream) -> Result<Option<(CallStatus, i64)
 #[tokio::test]
 async fn a_watch_stays_open_longer_than_any_request_deadline() {
     // Arrange: the default limits (reads 3 s) and backend timeouts (2 s).
-    let app = spawn_app().await;
+    let app = spawn_app_with(|config| config.limits.read_deadline_ms = 3_000).await;
     let driver = app.online_driver().await;
     let customer = app.customer();
     let call = app.request_call(&customer).await;

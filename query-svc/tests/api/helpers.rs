@@ -42,7 +42,8 @@ pub fn test_config() -> Config {
             ..Default::default()
         },
         health_interval_ms: 200,
-        read_your_writes_timeout_ms: 1_000,
+        // Long enough for a busy test machine; the test of the deadline sets its own.
+        read_your_writes_timeout_ms: 10_000,
         ..Default::default()
     };
     config.nats.prefix = format!("test_{}", id.simple());

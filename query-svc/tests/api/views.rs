@@ -2,12 +2,13 @@
 
 use std::time::Duration;
 
+use query_svc::Config;
 use svc_kit::identity::Caller;
 use taxi_proto::call::v1::{CallStatus, CancelReason};
 use tonic::Code;
 use uuid::Uuid;
 
-use crate::helpers::{Trip, spawn_app, utc};
+use crate::helpers::{Trip, spawn_app, spawn_app_with, test_config, utc};
 
 #[tokio::test]
 async fn get_call_view_shows_each_status_of_a_trip_as_its_events_arrive() {
@@ -94,7 +95,11 @@ async fn get_call_view_with_min_version_waits_for_a_version_published_shortly_af
 #[tokio::test]
 async fn get_call_view_with_min_version_is_deadline_exceeded_when_the_version_never_comes() {
     // Arrange
-    let app = spawn_app().await;
+    let app = spawn_app_with(Config {
+        read_your_writes_timeout_ms: 1_000,
+        ..test_config()
+    })
+    .await;
     let customer = Uuid::new_v4();
     let trip = Trip::request(
         customer,

@@ -139,13 +139,19 @@ async fn stopping_the_service_ends_an_open_watch_with_unavailable_instead_of_hol
         .watch(&Caller::Customer(customer), trip.id(), 0)
         .await
         .expect("watch");
-    let first = stream.message().await.expect("first message").expect("a view");
+    let first = tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("the first message within 10 s")
+        .expect("first message")
+        .expect("a view");
     assert_eq!(first.view.expect("view").version, 1);
 
     // Act
     let service = app.service.take().expect("running");
     let stopped = tokio::time::timeout(Duration::from_secs(5), service.stop()).await;
-    let next = stream.message().await;
+    let next = tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("an end within 10 s");
 
     // Assert
     stopped

@@ -38,7 +38,15 @@ pub struct SagaConfig {
     pub sweep_interval_ms: u64,
     /// A saga step older than this is taken over by the sweeper (it is assumed
     /// to belong to a crashed process); keep it above the backends' deadlines.
+    /// It is also how long a sweeper's lease on a call's owed effects lasts.
     pub stale_after_ms: u64,
+    /// The sweeper first retries failed effects (settle the payment, release
+    /// the driver) this long after the failure, then doubles the delay with
+    /// each further failure, less up to a quarter of jitter.
+    pub effect_retry_base_ms: u64,
+    /// The longest delay between two retries of failed effects; they are
+    /// retried at this pace for as long as they keep failing.
+    pub effect_retry_max_ms: u64,
     /// Kept from the advance when the customer cancels an ACCEPTED call.
     pub cancel_fee_krw: i64,
     /// Consecutive dispatch failures that open its circuit.
@@ -53,6 +61,8 @@ impl Default for SagaConfig {
             expire_after_ms: 5 * 60 * 1000,
             sweep_interval_ms: 2_000,
             stale_after_ms: 15_000,
+            effect_retry_base_ms: 1_000,
+            effect_retry_max_ms: 60_000,
             cancel_fee_krw: 0,
             dispatch_failure_threshold: 3,
             dispatch_open_ms: 10_000,
@@ -94,6 +104,10 @@ impl Config {
         anyhow::ensure!(
             self.saga.sweep_interval_ms > 0,
             "CALL_SAGA__SWEEP_INTERVAL_MS must be positive"
+        );
+        anyhow::ensure!(
+            self.saga.effect_retry_max_ms >= self.saga.effect_retry_base_ms,
+            "CALL_SAGA__EFFECT_RETRY_MAX_MS must not be below CALL_SAGA__EFFECT_RETRY_BASE_MS"
         );
         self.fares.validate()
     }

@@ -10,7 +10,8 @@
 //!   a cancel that commits first makes the accept undo its own steps.
 //! - complete and cancel commit first and record the [`Effects`] they owe
 //!   (`SettleFinal`, `ReleaseDriver`), which run right after the commit and are
-//!   retried by the sweeper until they succeed.
+//!   retried by the sweeper until they succeed, with exponential back-off and
+//!   under a lease, so that one replica at a time retries them.
 
 use std::time::Duration;
 
@@ -32,7 +33,9 @@ use uuid::Uuid;
 
 use crate::{
     config::{Config, SagaConfig},
-    domain::{Applied, Call, CallRequest, CallStatus, CancelReason, Effects, FareTable, Quote},
+    domain::{
+        Applied, Call, CallRequest, CallStatus, CancelReason, Effects, FareTable, Quote, effect_backoff,
+    },
     error::CallError,
     events, store,
 };
@@ -42,6 +45,10 @@ const SERVICE_NAME: &str = "call-svc";
 
 /// How many rows one sweep takes of each kind.
 const SWEEP_BATCH: i64 = 100;
+
+/// Retries of owed effects after which every further failure is logged as an
+/// error: someone should look, though the retries go on (money must settle).
+const EFFECTS_NEED_ATTENTION_AFTER: i32 = 10;
 
 /// The answer to "is a taxi available?".
 enum Availability {
@@ -104,9 +111,17 @@ impl Calls {
             Availability::Available => false,
             Availability::Unknown => true,
             Availability::NoneNearby => {
+                // A retry of a rejected request (same key) is the same unmet
+                // demand: the dashboard must count it once.
                 let mut tx = self.pool.begin().await?;
-                outbox::append(&mut tx, &events::rejected(id, &request, quote, now)).await?;
+                let rejection =
+                    store::insert_rejection(&mut tx, request.customer_id, &request.idempotency_key, id, now)
+                        .await?;
+                if rejection.is_new {
+                    outbox::append(&mut tx, &events::rejected(id, &request, quote, now)).await?;
+                }
                 tx.commit().await?;
+                tracing::info!(call_id = %rejection.call_id, retry = !rejection.is_new, "no taxi available; call rejected");
                 return Err(CallError::FailedPrecondition(format!(
                     "no {} taxi is available near the pickup",
                     request.taxi_type.as_str_name()
@@ -379,17 +394,44 @@ impl Calls {
         }
     }
 
-    /// Performs the effects a committed transition owes, then forgets them.
-    /// Failures are logged and left to the sweeper.
+    /// Performs the effects a committed transition owes, right after the
+    /// commit, then forgets them. A failure is logged and left to the
+    /// sweeper, which first retries after the base delay.
     async fn perform_effects(&self, call: &Call) {
         if call.effects.is_empty() {
             return;
         }
-        match self.try_effects(call.id, call.effects).await {
-            Ok(()) => {}
-            Err(status) => {
-                tracing::warn!(call_id = %call.id, code = ?status.code(), message = status.message(), "effects deferred to the sweeper");
-            }
+        self.attempt_effects(call.id, call.effects, 0).await;
+    }
+
+    /// Attempts `effects` after `attempts` retries by the sweeper (0: the
+    /// attempt right after the commit); when it fails, schedules the next one.
+    async fn attempt_effects(&self, call_id: Uuid, effects: Effects, attempts: i32) {
+        let Err(status) = self.try_effects(call_id, effects).await else {
+            return;
+        };
+        let delay = effect_backoff(
+            u32::try_from(attempts).unwrap_or(0),
+            Duration::from_millis(self.saga.effect_retry_base_ms),
+            Duration::from_millis(self.saga.effect_retry_max_ms),
+            jitter_seed(call_id),
+        );
+        let now = svc_kit::clock::now();
+        let next_at = chrono::Duration::from_std(delay)
+            .ok()
+            .and_then(|delay| now.checked_add_signed(delay))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        if let Err(error) = store::reschedule_effects(&self.pool, call_id, effects, attempts, next_at).await {
+            // The effects stay due (or leased); a later sweep retries them.
+            tracing::warn!(%call_id, error = ?error, "cannot reschedule the effects");
+        }
+        let (code, message) = (status.code(), status.message());
+        if attempts >= EFFECTS_NEED_ATTENTION_AFTER {
+            tracing::error!(%call_id, attempts, ?code, message, retry_in = ?delay, "owed effects keep failing and need attention");
+        } else if attempts == 0 {
+            tracing::warn!(%call_id, ?code, message, retry_in = ?delay, "effects deferred to the sweeper");
+        } else {
+            tracing::warn!(%call_id, attempts, ?code, message, retry_in = ?delay, "owed effects failed again");
         }
     }
 
@@ -430,8 +472,17 @@ impl Calls {
                 self.recover_claim(call).await;
             }
         }
-        for call in store::effects_older_than(&self.pool, stale, SWEEP_BATCH).await? {
-            self.perform_effects(&call).await;
+        // A lease lasts as long as any saga step may run before it counts as
+        // crashed, so a slow attempt is not joined by another replica's.
+        let lease = chrono::Duration::milliseconds(i64::try_from(self.saga.stale_after_ms)?);
+        for call_id in store::effects_due(&self.pool, now, stale, SWEEP_BATCH).await? {
+            let now = svc_kit::clock::now();
+            if let Some(leased) =
+                store::take_effects_lease(&self.pool, call_id, now, stale, now + lease).await?
+            {
+                self.attempt_effects(call_id, leased.effects, leased.attempts)
+                    .await;
+            }
         }
         Ok(())
     }
@@ -484,6 +535,12 @@ fn replay(existing: Call, request: &CallRequest) -> Result<Call, CallError> {
             "idempotency_key was already used for a different request".into(),
         ))
     }
+}
+
+/// Spreads the retries of different calls' effects (see [`effect_backoff`]).
+fn jitter_seed(call_id: Uuid) -> u64 {
+    let (high, low) = call_id.as_u64_pair();
+    high ^ low
 }
 
 /// Whether a failed remote step may succeed when retried (the backend was not

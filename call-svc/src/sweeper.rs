@@ -1,6 +1,8 @@
 //! The sweeper: runs once at start-up (recovery) and then every interval. It
 //! expires calls nobody accepted, finishes or undoes accepts that a crashed
-//! process left half-way, and retries effects owed to other services.
+//! process left half-way, and retries effects owed to other services once
+//! their back-off is over, taking a lease on each so that only one replica
+//! retries them at a time.
 
 use std::{sync::Arc, time::Duration};
 

@@ -1,6 +1,9 @@
 //! Reading and writing calls. Writers lock the row (`SELECT … FOR UPDATE`),
 //! apply a domain transition and write the whole row back in one transaction,
-//! together with the event in the outbox.
+//! together with the event in the outbox. The sweeper's bookkeeping (leases,
+//! the effects' retry schedule) is written with conditional `UPDATE`s instead,
+//! so that of several replicas exactly one wins. Rejected requests are
+//! remembered here too.
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
@@ -142,13 +145,74 @@ pub async fn insert(conn: &mut PgConnection, call: &Call) -> anyhow::Result<bool
     Ok(inserted == 1)
 }
 
-/// Writes back every field a transition or the saga can change.
+/// A RequestCall refused because no taxi was available, remembered under its
+/// idempotency key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rejection {
+    /// The id its CallRejected event was recorded under.
+    pub call_id: Uuid,
+    /// False when an earlier request with the same key was rejected already
+    /// (a retry), so its demand is recorded already.
+    pub is_new: bool,
+}
+
+/// Records that the customer's request under `key` was rejected, as `call_id`,
+/// unless an earlier request with that key was; returns the rejection on file.
+pub async fn insert_rejection(
+    conn: &mut PgConnection,
+    customer: Uuid,
+    key: &str,
+    call_id: Uuid,
+    at: DateTime<Utc>,
+) -> anyhow::Result<Rejection> {
+    let inserted = sqlx::query(
+        "INSERT INTO rejections (customer_id, idempotency_key, call_id, rejected_at)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (customer_id, idempotency_key) DO NOTHING",
+    )
+    .bind(customer)
+    .bind(key)
+    .bind(call_id)
+    .bind(at)
+    .execute(&mut *conn)
+    .await
+    .context("insert rejection")?
+    .rows_affected();
+    if inserted == 1 {
+        return Ok(Rejection {
+            call_id,
+            is_new: true,
+        });
+    }
+    // The conflicting row is committed (a concurrent insert waits for the
+    // other transaction to end), so this statement sees it.
+    let earlier =
+        sqlx::query_scalar("SELECT call_id FROM rejections WHERE customer_id = $1 AND idempotency_key = $2")
+            .bind(customer)
+            .bind(key)
+            .fetch_one(&mut *conn)
+            .await
+            .context("read earlier rejection")?;
+    Ok(Rejection {
+        call_id: earlier,
+        is_new: false,
+    })
+}
+
+/// Writes back every field a transition or the saga can change. Effects that
+/// differ from the ones owed so far start a new retry schedule: the request
+/// that committed them makes the first attempt.
 pub async fn update(conn: &mut PgConnection, call: &Call) -> anyhow::Result<()> {
     sqlx::query(
         "UPDATE calls SET driver_id = $2, status = $3, cancel_reason = $4, advance_krw = $5, distance_m = $6,
              final_fare_krw = $7, cancel_fee_krw = $8, version = $9, accepted_at = $10, started_at = $11,
              completed_at = $12, canceled_at = $13, claim_driver_id = $14, claim_since = $15,
-             effect_settle_krw = $16, effect_release_driver = $17, updated_at = now()
+             effect_settle_krw = $16, effect_release_driver = $17,
+             effect_attempts = CASE WHEN effect_settle_krw IS NOT DISTINCT FROM $16
+                 AND effect_release_driver IS NOT DISTINCT FROM $17 THEN effect_attempts ELSE 0 END,
+             effect_next_at = CASE WHEN effect_settle_krw IS NOT DISTINCT FROM $16
+                 AND effect_release_driver IS NOT DISTINCT FROM $17 THEN effect_next_at END,
+             updated_at = now()
          WHERE call_id = $1",
     )
     .bind(call.id)
@@ -266,29 +330,104 @@ pub async fn take_claim_lease(pool: &PgPool, call: &Call, now: DateTime<Utc>) ->
     Ok(taken == 1)
 }
 
-/// Calls that still owe effects and were last written before `cutoff`.
-pub async fn effects_older_than(
+/// Calls whose owed effects the sweeper may attempt now: their back-off (or an
+/// earlier sweeper's lease) is over, or no attempt has failed yet but they
+/// were recorded before `stale` (the request owing the first attempt died).
+pub async fn effects_due(
     pool: &PgPool,
-    cutoff: DateTime<Utc>,
+    now: DateTime<Utc>,
+    stale: DateTime<Utc>,
     limit: i64,
-) -> anyhow::Result<Vec<Call>> {
-    let rows = sqlx::query(
-        "SELECT * FROM calls
-         WHERE (effect_settle_krw IS NOT NULL OR effect_release_driver IS NOT NULL) AND updated_at < $1
-         ORDER BY updated_at LIMIT $2",
+) -> anyhow::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT call_id FROM calls
+         WHERE (effect_settle_krw IS NOT NULL OR effect_release_driver IS NOT NULL)
+           AND (effect_next_at <= $1 OR (effect_next_at IS NULL AND updated_at < $2))
+         ORDER BY effect_next_at NULLS FIRST LIMIT $3",
     )
-    .bind(cutoff)
+    .bind(now)
+    .bind(stale)
     .bind(limit)
     .fetch_all(pool)
     .await
-    .context("find owed effects")?;
-    to_calls(rows)
+    .context("find owed effects")
+}
+
+/// A sweeper's exclusive right to attempt a call's owed effects once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EffectsLease {
+    pub effects: Effects,
+    /// The sweeper's attempts so far, this one included.
+    pub attempts: i32,
+}
+
+/// Takes the lease on a call's owed effects if they are still due (see
+/// [`effects_due`]), counting the attempt, so that one sweeper (of possibly
+/// several replicas) attempts them until `until`; `None` when they are not
+/// due any more (another sweeper took them, or they were done).
+pub async fn take_effects_lease(
+    pool: &PgPool,
+    id: Uuid,
+    now: DateTime<Utc>,
+    stale: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> anyhow::Result<Option<EffectsLease>> {
+    let leased: Option<(Option<i64>, Option<Uuid>, i32)> = sqlx::query_as(
+        "UPDATE calls SET effect_attempts = effect_attempts + 1, effect_next_at = $4
+         WHERE call_id = $1
+           AND (effect_settle_krw IS NOT NULL OR effect_release_driver IS NOT NULL)
+           AND (effect_next_at <= $2 OR (effect_next_at IS NULL AND updated_at < $3))
+         RETURNING effect_settle_krw, effect_release_driver, effect_attempts",
+    )
+    .bind(id)
+    .bind(now)
+    .bind(stale)
+    .bind(until)
+    .fetch_optional(pool)
+    .await
+    .context("take effects lease")?;
+    Ok(leased.map(|(settle_krw, release_driver, attempts)| EffectsLease {
+        effects: Effects {
+            settle_krw,
+            release_driver,
+        },
+        attempts,
+    }))
+}
+
+/// After a failed attempt, sets when the effects are next due, unless the
+/// attempt was overtaken: a sweeper leased them since (`attempts` moved on) or
+/// a newer transition replaced them.
+pub async fn reschedule_effects(
+    pool: &PgPool,
+    id: Uuid,
+    effects: Effects,
+    attempts: i32,
+    next_at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE calls SET effect_next_at = $5
+         WHERE call_id = $1
+           AND effect_settle_krw IS NOT DISTINCT FROM $2
+           AND effect_release_driver IS NOT DISTINCT FROM $3
+           AND effect_attempts = $4",
+    )
+    .bind(id)
+    .bind(effects.settle_krw)
+    .bind(effects.release_driver)
+    .bind(attempts)
+    .bind(next_at)
+    .execute(pool)
+    .await
+    .context("reschedule effects")?;
+    Ok(())
 }
 
 /// Forgets effects once performed, unless a newer transition replaced them.
 pub async fn clear_effects(pool: &PgPool, id: Uuid, done: Effects) -> anyhow::Result<()> {
     sqlx::query(
-        "UPDATE calls SET effect_settle_krw = NULL, effect_release_driver = NULL
+        "UPDATE calls SET effect_settle_krw = NULL, effect_release_driver = NULL,
+             effect_attempts = 0, effect_next_at = NULL
          WHERE call_id = $1
            AND effect_settle_krw IS NOT DISTINCT FROM $2
            AND effect_release_driver IS NOT DISTINCT FROM $3",

@@ -1,10 +1,11 @@
-//! PostgreSQL schema `call`: the calls table and the outbox.
+//! PostgreSQL schema `call`: the calls table, the rejections and the outbox.
 
 mod calls;
 
 pub use calls::{
-    claims_older_than, clear_effects, effects_older_than, expire_candidates, get, get_by_idempotency_key,
-    insert, lock, take_claim_lease, update,
+    EffectsLease, Rejection, claims_older_than, clear_effects, effects_due, expire_candidates, get,
+    get_by_idempotency_key, insert, insert_rejection, lock, reschedule_effects, take_claim_lease,
+    take_effects_lease, update,
 };
 
 /// Every connection's `search_path`.

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use sqlx::PgPool;
-use svc_kit::{db::DatabaseConfig, grpc::ClientConfig, identity::Caller, testing::RunningService};
+use svc_kit::{db::DatabaseConfig, identity::Caller, testing::RunningService};
 use taxi_proto::{
     call::v1::{Call, CallStatus, RequestCallRequest, call_service_client::CallServiceClient},
     common::v1::{LatLng, TaxiType},
@@ -39,6 +39,8 @@ pub struct TestSystem {
     pub payment: Option<RunningService>,
     pub query: Option<RunningService>,
     pub call_config: call_svc::Config,
+    /// Where payment-svc listens (each start on a new port unless fixed).
+    pub payment_listen_addr: String,
     /// query-svc's Redis keys live under this prefix.
     pub redis_prefix: String,
 }
@@ -65,6 +67,21 @@ pub async fn spawn_system_with(call_config: call_svc::Config) -> TestSystem {
 /// The command path publishing its events under `nats` (for example to a NATS
 /// server of the test's own).
 pub async fn spawn_system_on(call_config: call_svc::Config, nats: eventbus::NatsConfig) -> TestSystem {
+    spawn(call_config, nats, "127.0.0.1:0".into()).await
+}
+
+/// The command path with payment-svc on a fixed address, so that a test can
+/// stop it and start it again where call-svc keeps calling it.
+pub async fn spawn_system_with_restartable_payment(call_config: call_svc::Config) -> TestSystem {
+    let payment_addr = format!("127.0.0.1:{}", svc_kit::testing::restartable_port());
+    spawn(call_config, eventbus::testing::isolated(), payment_addr).await
+}
+
+async fn spawn(
+    call_config: call_svc::Config,
+    nats: eventbus::NatsConfig,
+    payment_listen_addr: String,
+) -> TestSystem {
     svc_kit::testing::init_logs();
     let db_url = svc_kit::testing::fresh_database().await.expect("fresh database");
     let db = PgPool::connect(&db_url).await.expect("connect to test database");
@@ -77,6 +94,7 @@ pub async fn spawn_system_on(call_config: call_svc::Config, nats: eventbus::Nats
         payment: None,
         query: None,
         call_config,
+        payment_listen_addr,
         redis_prefix: format!("test:{}", Uuid::new_v4().simple()),
     };
     system.start_dispatch().await;
@@ -111,7 +129,7 @@ impl TestSystem {
 
     pub async fn start_payment(&mut self) {
         let config = payment_svc::Config {
-            listen_addr: "127.0.0.1:0".into(),
+            listen_addr: self.payment_listen_addr.clone(),
             database: self.database(),
             nats: self.nats.clone(),
             ..Default::default()
@@ -129,10 +147,10 @@ impl TestSystem {
         config.database = self.database();
         config.nats = self.nats.clone();
         if let Some(dispatch) = &self.dispatch {
-            config.dispatch = ClientConfig::new(dispatch.url());
+            config.dispatch = svc_kit::testing::patient_client(dispatch.url());
         }
         if let Some(payment) = &self.payment {
-            config.payment = ClientConfig::new(payment.url());
+            config.payment = svc_kit::testing::patient_client(payment.url());
         }
         self.call_config = config.clone();
         let app = call_svc::App::build(config).await.expect("build call-svc");
@@ -282,6 +300,30 @@ impl TestSystem {
     pub async fn call_events(&self, call_id: &str) -> Vec<String> {
         sqlx::query_scalar("SELECT event_type FROM call.outbox WHERE aggregate_id = $1::uuid ORDER BY seq")
             .bind(call_id)
+            .fetch_all(&self.db)
+            .await
+            .expect("read outbox")
+    }
+
+    /// call-svc's use cases on this system's database and backends, as
+    /// another replica of call-svc would run them (to drive its sweeper).
+    pub async fn call_replica(&self) -> call_svc::service::Calls {
+        let config = &self.call_config;
+        let pool = svc_kit::db::connect(
+            &config.database,
+            call_svc::store::SCHEMA,
+            &call_svc::store::MIGRATOR,
+        )
+        .await
+        .expect("connect call-svc's schema");
+        let dispatch = DispatchServiceClient::new(config.dispatch.channel().expect("dispatch channel"));
+        let payment = PaymentServiceClient::new(config.payment.channel().expect("payment channel"));
+        call_svc::service::Calls::new(pool, dispatch, payment, config)
+    }
+
+    /// Every event type in call-svc's outbox, in commit order.
+    pub async fn all_events(&self) -> Vec<String> {
+        sqlx::query_scalar("SELECT event_type FROM call.outbox ORDER BY seq")
             .fetch_all(&self.db)
             .await
             .expect("read outbox")

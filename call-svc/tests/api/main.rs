@@ -7,6 +7,7 @@ mod helpers;
 
 mod accept;
 mod cancel;
+mod effects;
 mod offers;
 mod permissions;
 mod read_side;

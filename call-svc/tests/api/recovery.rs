@@ -96,7 +96,7 @@ async fn a_cancel_during_an_unfinished_accept_wins_and_the_accept_is_undone() {
     restart_after_crash(&mut system).await;
 
     // Assert
-    for _ in 0..50 {
+    for _ in 0..200 {
         if system.driver(driver).await.status() == DriverStatus::Available {
             break;
         }

@@ -34,6 +34,114 @@ async fn no_taxi_available_rejects_the_call_and_stores_only_the_rejection() {
 }
 
 #[tokio::test]
+async fn retrying_a_rejected_request_with_one_idempotency_key_records_one_rejection() {
+    // Arrange: no driver is online.
+    let system = spawn_system().await;
+    let customer = Uuid::new_v4();
+    let request = call_request("tok_visa");
+
+    // Act: a retry after the answer, then three concurrent retries.
+    let mut refusals = Vec::new();
+    for _ in 0..2 {
+        let refused = system
+            .call_client()
+            .request_call(as_customer(customer, request.clone()))
+            .await
+            .expect_err("no taxi");
+        refusals.push(refused);
+    }
+    let mut retries = tokio::task::JoinSet::new();
+    for _ in 0..3 {
+        let (client, request) = (system.call_client(), request.clone());
+        retries.spawn(async move { client.clone().request_call(as_customer(customer, request)).await });
+    }
+    while let Some(retry) = retries.join_next().await {
+        refusals.push(retry.expect("join").expect_err("no taxi"));
+    }
+
+    // Assert
+    for refused in &refusals {
+        assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+        assert_eq!(refused.message(), refusals[0].message());
+    }
+    assert_eq!(system.all_events().await, ["call.rejected"]);
+    assert_eq!(system.count("SELECT count(*) FROM call.rejections").await, 1);
+    assert_eq!(system.count("SELECT count(*) FROM call.calls").await, 0);
+}
+
+#[tokio::test]
+async fn a_rejected_request_under_another_idempotency_key_records_another_rejection() {
+    // Arrange: no driver is online.
+    let system = spawn_system().await;
+    let customer = Uuid::new_v4();
+
+    // Act: the customer tries again with a new request, not a retry.
+    for _ in 0..2 {
+        let refused = system
+            .call_client()
+            .request_call(as_customer(customer, call_request("tok_visa")))
+            .await
+            .expect_err("no taxi");
+        assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    }
+
+    // Assert
+    assert_eq!(system.all_events().await, ["call.rejected", "call.rejected"]);
+    assert_eq!(
+        system
+            .count("SELECT count(DISTINCT aggregate_id) FROM call.outbox")
+            .await,
+        2,
+        "each rejection has its own id"
+    );
+}
+
+#[tokio::test]
+async fn a_rejected_request_retried_once_a_driver_is_online_makes_the_call() {
+    // Arrange
+    let system = spawn_system().await;
+    let customer = Uuid::new_v4();
+    let request = call_request("tok_visa");
+    let refused = system
+        .call_client()
+        .request_call(as_customer(customer, request.clone()))
+        .await
+        .expect_err("no taxi yet");
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    system.online_driver().await;
+
+    // Act
+    let call = system
+        .call_client()
+        .request_call(as_customer(customer, request.clone()))
+        .await
+        .expect("a taxi now")
+        .into_inner()
+        .call
+        .expect("call");
+    let retried = system
+        .call_client()
+        .request_call(as_customer(customer, request))
+        .await
+        .expect("retry of the call")
+        .into_inner()
+        .call
+        .expect("call");
+
+    // Assert
+    assert_eq!(call.status(), CallStatus::Requested);
+    assert!(!call.availability_unchecked);
+    assert_eq!(retried.call_id, call.call_id);
+    assert_eq!(system.count("SELECT count(*) FROM call.calls").await, 1);
+    assert_eq!(system.all_events().await, ["call.rejected", "call.requested"]);
+    assert_eq!(
+        system.call_events(&call.call_id).await,
+        ["call.requested"],
+        "the call does not share the rejection's id, so its version 1 is its own"
+    );
+}
+
+#[tokio::test]
 async fn a_call_is_accepted_unchecked_while_dispatch_is_down() {
     // Arrange
     let mut system = spawn_system().await;

@@ -75,12 +75,13 @@ impl Reads {
         let deadline = Instant::now() + self.wait_limit;
         loop {
             match self.current(call_id).await? {
-                Some(view) => {
-                    authorize(caller, &view)?;
-                    if view.version >= min_version {
-                        return Ok(view);
-                    }
-                }
+                Some(view) => match authorize(caller, &view) {
+                    Ok(()) if view.version >= min_version => return Ok(view),
+                    Ok(()) => {}
+                    Err(denied) if !may_be_assigned_later(caller, &view, min_version) => return Err(denied),
+                    // A driver who has just accepted, ahead of the read model.
+                    Err(_) => {}
+                },
                 None if min_version == 0 => return Err(QueryError::NotFound(call_id)),
                 None => {}
             }
@@ -95,7 +96,8 @@ impl Reads {
 
     /// Streams the call's versions above `from_version` (0: from the current
     /// view), ending after a terminal one. A call with no view yet is waited
-    /// for as long as a read-your-writes read would, then NOT_FOUND.
+    /// for as long as a read-your-writes read would, then NOT_FOUND; so is a
+    /// driver's assignment that `from_version` says has happened.
     pub(crate) async fn watch(
         self: Arc<Self>,
         caller: &Caller,
@@ -105,15 +107,21 @@ impl Reads {
         let mut notices = self.notifier.subscribe();
         let deadline = Instant::now() + self.wait_limit;
         let current = loop {
-            if let Some(view) = self.current(call_id).await? {
-                break view;
-            }
-            if Instant::now() >= deadline {
-                return Err(QueryError::NotFound(call_id));
+            let waited_enough = Instant::now() >= deadline;
+            match self.current(call_id).await? {
+                Some(view) => match authorize(caller, &view) {
+                    Ok(()) => break view,
+                    Err(denied) if waited_enough || !may_be_assigned_later(caller, &view, from_version) => {
+                        return Err(denied);
+                    }
+                    // A driver who has just accepted, ahead of the read model.
+                    Err(_) => {}
+                },
+                None if waited_enough => return Err(QueryError::NotFound(call_id)),
+                None => {}
             }
             wait_for(&mut notices, call_id, deadline.min(Instant::now() + WAIT_POLL)).await;
         };
-        authorize(caller, &current)?;
         let last_sent = if from_version == 0 {
             current.version - 1
         } else {
@@ -233,6 +241,13 @@ fn authorize(caller: &Caller, view: &CallView) -> Result<(), QueryError> {
             view.call_id
         )))
     }
+}
+
+/// Whether a driver refused `view` may be its assigned driver in `version`,
+/// which the read model has not reached yet: the driver knows of a newer
+/// version (their accept's) than the view.
+fn may_be_assigned_later(caller: &Caller, view: &CallView, version: i64) -> bool {
+    matches!(caller, Caller::Driver(_)) && view.version < version
 }
 
 /// Waits until a notice concerns `call_id` (or may have been missed), or

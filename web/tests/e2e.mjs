@@ -8,8 +8,10 @@
 // the customer's page follows ACCEPTED, IN_TRIP and COMPLETED without a
 // reload; the analyst's dashboard then counts the completed call. Also: a
 // call nobody can take says "no taxi available", and a cancel after accept
-// shows the refund. On failure the three views are saved as screenshots in
-// web/test-results/ (after success too with E2E_SCREENSHOTS=always).
+// shows the refund while the driver's trip card turns CANCELED by itself
+// (its own WatchCall stream: no "Check status", no reload). On failure the
+// three views are saved as screenshots in web/test-results/ (after success
+// too with E2E_SCREENSHOTS=always).
 // TAXI_APP_URL and CHROMIUM_PATH override the defaults.
 
 import assert from "node:assert/strict";
@@ -179,6 +181,8 @@ describe("the browser app", () => {
 
       await driverAccepts(callId);
       await customerSees("ACCEPTED");
+      // The driver's trip card follows the call too.
+      await driver.getByText("Live: this card updates by itself.").waitFor();
       await driver.getByRole("button", { name: "Start trip" }).click();
       await customerSees("IN_TRIP");
       await driver.getByLabel("Distance driven (km)").fill("12");
@@ -231,20 +235,31 @@ describe("the browser app", () => {
   test("a cancel after the driver accepted shows the refund", async () => {
     await screenshotsOnFailure("cancel", async () => {
       const customer = pages.customer;
+      const driver = pages.driver;
+      // A reload would lose this: the driver's page must update by itself.
+      await driver.evaluate(() => {
+        window.e2eNoReload = true;
+      });
       await requestTaxi();
       await customer.getByRole("status").filter({ hasText: /Taxi requested/ }).waitFor();
       const callId = await currentCallId();
       await driverAccepts(callId);
       await customerSees("ACCEPTED");
+      // Cancel at once: the driver's stream may still be catching up with the accept.
       await customer.getByRole("button", { name: "Cancel call" }).click();
       await customerSees("CANCELED");
       const refund = customer.getByTestId("refund");
       await refund.waitFor();
       assert.match(await refund.textContent(), /Refunded ₩[\d,]+/);
       await customer.getByTestId("net-paid").filter({ hasText: "₩0" }).waitFor();
-      // The driver sees the call is over when they check.
-      await pages.driver.getByRole("button", { name: "Check status" }).click();
-      await pages.driver.locator(`section.call[data-call-id="${callId}"]`).getByTestId("call-status").filter({ hasText: "CANCELED" }).waitFor();
+      // The driver's trip card shows the cancel by itself: no "Check status", no reload.
+      await driver.locator(`section.call[data-call-id="${callId}"]`).getByTestId("call-status").filter({ hasText: /^CANCELED$/ }).waitFor();
+      await driver.getByRole("status").filter({ hasText: "The customer canceled this call." }).waitFor();
+      await driver.getByText("This call is over.").waitFor();
+      assert.equal(await driver.getByRole("button", { name: "Check status" }).count(), 0, "no manual check is offered for a finished trip");
+      // The driver is released and back to taking offers.
+      await driver.getByTestId("driver-status").filter({ hasText: "AVAILABLE" }).waitFor();
+      assert.equal(await driver.evaluate(() => window.e2eNoReload), true, "the driver page was not reloaded");
     });
   });
 });

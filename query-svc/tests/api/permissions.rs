@@ -1,11 +1,14 @@
 //! Who may read what.
 
+use std::time::Duration;
+
 use svc_kit::identity::Caller;
+use taxi_proto::common::v1::TaxiType;
 use taxi_proto::query::v1::{Bucket, GetCallViewRequest, GetDashboardRequest, ListMyCallsRequest};
 use tonic::{Code, Request};
 use uuid::Uuid;
 
-use crate::helpers::{Trip, as_caller, spawn_app, utc};
+use crate::helpers::{Trip, as_caller, collect_watch, spawn_app, utc};
 
 #[tokio::test]
 async fn a_customer_cannot_read_or_watch_another_customers_call() {
@@ -85,5 +88,51 @@ async fn a_request_without_identity_is_unauthenticated() {
     // Assert
     assert_eq!(err.code(), Code::Unauthenticated);
     assert_eq!(list.code(), Code::Unauthenticated);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_driver_who_just_accepted_reads_and_watches_the_call_once_the_read_model_catches_up() {
+    // Arrange: the read model has the request; the accept (version 2) is on
+    // its way, and its driver asks for the call right after accepting.
+    let app = spawn_app().await;
+    let customer = Uuid::new_v4();
+    let mut trip = Trip::request(customer, TaxiType::Normal, utc(2031, 5, 1, 7, 0));
+    app.publish(&trip.events[0]).await;
+    app.view(&Caller::Customer(customer), trip.id(), 1)
+        .await
+        .expect("requested");
+    trip.accept(utc(2031, 5, 1, 7, 2));
+    trip.cancel(utc(2031, 5, 1, 7, 3), "CUSTOMER", 0);
+    let driver = Caller::Driver(Uuid::parse_str(&trip.call.driver_id).expect("uuid"));
+
+    // Act
+    let read = app.view(&driver, trip.id(), 2);
+    let watched = async {
+        let stream = app.watch(&driver, trip.id(), 2).await?;
+        Ok::<_, tonic::Status>(collect_watch(stream).await)
+    };
+    let publish = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        app.publish_all(&trip.events[1..]).await;
+    };
+    let (read, watched, ()) = tokio::join!(read, watched, publish);
+    let other_driver = app.view(&Caller::Driver(Uuid::new_v4()), trip.id(), 0).await;
+
+    // Assert
+    let read = read.expect("the assigned driver's read");
+    assert!(read.version >= 2, "at least the accept: {read:?}");
+    assert_eq!(read.driver_id, trip.call.driver_id);
+    let versions: Vec<i64> = watched
+        .expect("the assigned driver's watch")
+        .iter()
+        .map(|view| view.version)
+        .collect();
+    assert_eq!(versions, [3], "the cancel, after the accept the driver has");
+    assert_eq!(
+        other_driver.expect_err("not their call").code(),
+        Code::PermissionDenied,
+        "another driver is refused at once"
+    );
     app.cleanup().await;
 }

@@ -3,12 +3,13 @@
 
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
-import { callApi, codeOf, describeError, follow, paymentApi, queryApi, sleep } from "../api";
+import { callApi, codeOf, describeError, paymentApi, queryApi, sleep } from "../api";
 import { busy, field, fill, h, krw, newUuid, Notice, select, short, type View, when } from "../dom";
 import { CallStatus } from "../gen/taxi/call/v1/call_pb";
 import { type LatLng, TaxiType } from "../gen/taxi/common/v1/common_pb";
 import { EntryKind, EntryStatus, type ListPaymentsResponse } from "../gen/taxi/payment/v1/payment_pb";
 import { isTerminal, latLng, PLACES, placeById, statusName, TAXI_TYPES } from "../places";
+import { CallWatch } from "../watch";
 import { type CallInfo, callCard, callSummary } from "./callcard";
 
 /** A named place or typed coordinates. */
@@ -78,7 +79,11 @@ export function customerView(): View {
   const mineNotice = new Notice();
 
   let call: CallInfo | null = null;
-  let watching: AbortController | null = null;
+  const watching = new CallWatch({
+    live,
+    shown: () => call,
+    onView: (view) => apply(view),
+  });
   let nextPage = "";
 
   const form = h(
@@ -155,16 +160,15 @@ export function customerView(): View {
 
   /** Shows a call and follows it live until it is over. */
   function open(next: CallInfo): void {
-    watching?.abort();
-    watching = null;
     call = next;
     fill(payments);
     render();
     if (isTerminal(next.status)) {
+      watching.stop();
       void loadPayments(next);
       return;
     }
-    watch(next.callId);
+    watching.start(next.callId);
   }
 
   /** A newer version of the shown call (from the stream or a command). */
@@ -177,40 +181,6 @@ export function customerView(): View {
       void refreshMine();
       if (isTerminal(next.status)) void loadPayments(next);
     }
-  }
-
-  function watch(callId: string): void {
-    const controller = new AbortController();
-    watching = controller;
-    live.textContent = "Connecting to live updates…";
-    void follow(
-      ({ signal, onHeader }) =>
-        queryApi.watchCall(
-          // After a dropped stream, resume after the newest version shown.
-          { callId, fromVersion: call?.callId === callId ? call.version : 0n },
-          { signal, onHeader },
-        ),
-      controller.signal,
-      {
-        onMessage: (message) => {
-          if (message.view) apply(message.view);
-        },
-        onState: (state, err) => {
-          live.textContent =
-            state === "live"
-              ? "Live: this card updates by itself."
-              : `Live updates interrupted (${describeError(err)}) Reconnecting…`;
-        },
-        reopenAfterEnd: () => call?.callId === callId && !isTerminal(call.status),
-        onFatal: (err) => {
-          live.textContent = describeError(err);
-        },
-      },
-    ).then(() => {
-      if (watching === controller && call && isTerminal(call.status)) {
-        live.textContent = "This call is over.";
-      }
-    });
   }
 
   function render(): void {
@@ -354,6 +324,6 @@ export function customerView(): View {
   );
   return {
     el,
-    dispose: () => watching?.abort(),
+    dispose: () => watching.stop(),
   };
 }

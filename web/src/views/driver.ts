@@ -1,15 +1,26 @@
 // The driver: register a vehicle, go online at a place, take offers as they
-// arrive over WatchOffers, and drive the accepted call to the end.
+// arrive over WatchOffers, and drive the accepted call to the end, its card
+// following the call live over WatchCall (so a customer's cancel shows at once).
 
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
-import { callApi, codeOf, describeError, dispatchApi, follow } from "../api";
+import { callApi, codeOf, describeError, dispatchApi, follow, sleep } from "../api";
 import { busy, field, fill, h, krw, Notice, select, type View } from "../dom";
-import { type Call, CallStatus } from "../gen/taxi/call/v1/call_pb";
+import { CallStatus, CancelReason } from "../gen/taxi/call/v1/call_pb";
 import { TaxiType } from "../gen/taxi/common/v1/common_pb";
 import { type Driver, DriverStatus, type Offer } from "../gen/taxi/dispatch/v1/dispatch_pb";
-import { describePoint, isTerminal, latLng, PLACES, placeById, TAXI_TYPES, taxiTypeName } from "../places";
-import { callCard } from "./callcard";
+import {
+  cancelReasonText,
+  describePoint,
+  isTerminal,
+  latLng,
+  PLACES,
+  placeById,
+  TAXI_TYPES,
+  taxiTypeName,
+} from "../places";
+import { CallWatch } from "../watch";
+import { type CallInfo, callCard } from "./callcard";
 
 const DRIVER_STATUS: Record<number, string> = {
   [DriverStatus.OFFLINE]: "OFFLINE",
@@ -19,7 +30,8 @@ const DRIVER_STATUS: Record<number, string> = {
 
 export function driverView(): View {
   const notice = new Notice();
-  let trip: Call | null = null;
+  // The trip on the card: the newest version seen, from a command's answer or the live stream.
+  let trip: CallInfo | null = null;
   const offers = new Map<string, Offer>();
   const streams = new AbortController();
   let watchingOffers = false;
@@ -132,15 +144,25 @@ export function driverView(): View {
   );
 
   // --- the trip ---
+  const tripLive = h("p", { class: "live-state", role: "status" });
   const tripBox = h("div", { class: "current" }, h("p", { class: "empty" }, "No trip right now."));
   const tripNotice = new Notice();
   const tripSection = h(
     "section",
     { class: "card", "aria-labelledby": "trip-h" },
     h("h2", { id: "trip-h" }, "Current trip"),
+    tripLive,
     tripBox,
     tripNotice.el,
   );
+  // Follows the trip over query-svc's WatchCall.
+  const tripWatch = new CallWatch({
+    live: tripLive,
+    shown: () => trip,
+    onView: (view) => showTrip(view),
+  });
+  // What the driver typed as the distance, kept when the card is drawn again.
+  let distanceKm = "12";
 
   function showDriver(next: Driver | undefined): void {
     if (!next) return;
@@ -262,9 +284,56 @@ export function driverView(): View {
     });
   }
 
-  function showTrip(call: Call | undefined): void {
+  /**
+   * Shows `next` on the trip card if it is another trip or a newer version of
+   * this one (a command's answer and the stream never move the card back),
+   * follows a new trip live and reacts when the trip ends. Whether it showed it.
+   */
+  function showTrip(next: CallInfo | undefined): boolean {
+    // Nothing to show (or follow) once the view is gone (signed out).
+    if (!next || streams.signal.aborted) return false;
+    const previous = trip;
+    const same = previous?.callId === next.callId;
+    if (previous && same && next.version <= previous.version) return false;
+    trip = next;
+    if (!same) distanceKm = "12";
+    renderTrip();
+    if (isTerminal(next.status)) {
+      if (!same || !isTerminal(previous.status)) tripEnded(next);
+    } else if (!same) {
+      tripWatch.start(next.callId);
+    }
+    return true;
+  }
+
+  /** The trip is over: stop following it, say how it ended and get the driver (released) again. */
+  function tripEnded(call: CallInfo): void {
+    tripWatch.stop();
+    endedNotice(call);
+    void refreshDriverAfter(call.callId);
+  }
+
+  function endedNotice(call: CallInfo): void {
+    if (call.status === CallStatus.COMPLETED) {
+      tripNotice.ok(`Trip completed. Final fare ${krw(call.finalFareKrw)}.`);
+    } else if (call.cancelReason === CancelReason.CUSTOMER) {
+      tripNotice.info("The customer canceled this call.");
+    } else {
+      const reason = cancelReasonText(call.cancelReason);
+      tripNotice.info(`This call was canceled${reason ? ` (${reason})` : ""}.`);
+    }
+  }
+
+  /** After a refused command: the trip as it is now, and why (it may have ended meanwhile). */
+  async function refused(callId: string, err: unknown): Promise<void> {
+    tripNotice.error(describeError(err));
+    await checkTrip();
+    if (trip?.callId === callId && isTerminal(trip.status)) endedNotice(trip);
+  }
+
+  function renderTrip(): void {
+    const call = trip;
     if (!call) return;
-    trip = call;
     const actions: Node[] = [];
     if (call.status === CallStatus.ACCEPTED) {
       const start = h("button", { type: "button", class: "primary" }, "Start trip");
@@ -274,15 +343,17 @@ export function driverView(): View {
             showTrip((await callApi.startTrip({ callId: call.callId })).call);
             tripNotice.ok("Trip started.");
           } catch (err) {
-            tripNotice.error(describeError(err));
-            await checkTrip();
+            await refused(call.callId, err);
           }
         }),
       );
       actions.push(start);
     }
     if (call.status === CallStatus.IN_TRIP) {
-      const km = h("input", { type: "number", name: "distance", min: 0, max: 1000, step: 0.1, value: "12", inputmode: "decimal" });
+      const km = h("input", { type: "number", name: "distance", min: 0, max: 1000, step: 0.1, value: distanceKm, inputmode: "decimal" });
+      km.addEventListener("input", () => {
+        distanceKm = km.value;
+      });
       const complete = h("button", { type: "submit", class: "primary" }, "Complete trip");
       const form = h("form", { class: "row end" }, field("Distance driven (km)", km), complete);
       form.addEventListener("submit", (event) => {
@@ -294,44 +365,69 @@ export function driverView(): View {
             return;
           }
           try {
-            const res = await callApi.completeTrip({ callId: call.callId, distanceM: BigInt(Math.round(distance * 1000)) });
-            showTrip(res.call);
-            tripNotice.ok(`Trip completed. Final fare ${krw(res.call?.finalFareKrw ?? 0n)}.`);
-            await refreshDriver();
+            const { call: completed } = await callApi.completeTrip({
+              callId: call.callId,
+              distanceM: BigInt(Math.round(distance * 1000)),
+            });
+            showTrip(completed);
+            if (completed) endedNotice(completed);
           } catch (err) {
-            tripNotice.error(describeError(err));
+            await refused(call.callId, err);
           }
         });
       });
       actions.push(form);
     }
     if (!isTerminal(call.status)) {
-      const check = h("button", { type: "button" }, "Check status");
-      check.addEventListener("click", () => void busy(check, checkTrip));
+      // The card follows the trip by itself; this asks call-svc directly,
+      // which still answers when the live read side is down or behind.
+      const check = h("button", { type: "button", title: "Ask the call service for this trip's status now" }, "Check status");
+      check.addEventListener("click", () =>
+        void busy(check, async () => {
+          if ((await checkTrip()) === false) tripNotice.info("No change: the card already shows the trip as it is.");
+        }),
+      );
       actions.push(check);
     }
     fill(tripBox, callCard(call, "Trip", ...actions));
   }
 
-  /** Re-reads the trip (the customer may have canceled it). */
-  async function checkTrip(): Promise<void> {
-    if (!trip) return;
+  /**
+   * Re-reads the trip from call-svc (a manual refresh besides the live
+   * stream): whether the card moved on, or undefined when the read failed.
+   */
+  async function checkTrip(): Promise<boolean | undefined> {
+    if (!trip) return undefined;
     try {
       const { call } = await callApi.getCall({ callId: trip.callId });
-      showTrip(call);
-      if (call?.status === CallStatus.CANCELED) tripNotice.info("The customer canceled this call.");
-      else tripNotice.clear();
-      if (call && isTerminal(call.status)) await refreshDriver();
+      return showTrip(call);
     } catch (err) {
       tripNotice.error(describeError(err));
+      return undefined;
     }
   }
 
-  async function refreshDriver(): Promise<void> {
+  /**
+   * Refreshes the driver once a trip is over. The driver is released just
+   * after the call ends, so the stream may tell first: ask a few times while
+   * dispatch still has them on that call.
+   */
+  async function refreshDriverAfter(callId: string): Promise<void> {
+    for (let attempt = 0; attempt < 8 && !streams.signal.aborted; attempt += 1) {
+      const driver = await refreshDriver();
+      if (!driver || driver.status !== DriverStatus.ON_CALL || driver.currentCallId !== callId) return;
+      await sleep(1000, streams.signal);
+    }
+  }
+
+  async function refreshDriver(): Promise<Driver | undefined> {
     try {
-      showDriver((await dispatchApi.getDriver({})).driver);
+      const { driver: found } = await dispatchApi.getDriver({});
+      showDriver(found);
+      return found;
     } catch (err) {
       if (codeOf(err) !== Code.NotFound) notice.error(describeError(err));
+      return undefined;
     }
   }
 
@@ -364,6 +460,7 @@ export function driverView(): View {
     el,
     dispose: () => {
       streams.abort();
+      tripWatch.stop();
       clearInterval(ticker);
     },
   };

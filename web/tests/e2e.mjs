@@ -119,7 +119,7 @@ async function completedCount() {
 
 before(async () => {
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y --no-install-recommends chromium`);
-  const answer = await fetch(APP).catch((e) => e);
+  const answer = await fetch(APP, { signal: AbortSignal.timeout(10_000) }).catch((e) => e);
   assert.ok(answer.ok, `the app does not answer at ${APP} (${answer.status ?? answer.message}); start it with scripts/run.sh --detach`);
   browser = await chromium.launch({
     executablePath: CHROMIUM,

@@ -407,7 +407,7 @@ impl Calls {
     /// Attempts `effects` after `attempts` retries by the sweeper (0: the
     /// attempt right after the commit); when it fails, schedules the next one.
     async fn attempt_effects(&self, call_id: Uuid, effects: Effects, attempts: i32) {
-        let Err(status) = self.try_effects(call_id, effects).await else {
+        let Err((owed, status)) = self.try_effects(call_id, effects).await else {
             return;
         };
         let delay = effect_backoff(
@@ -421,7 +421,7 @@ impl Calls {
             .ok()
             .and_then(|delay| now.checked_add_signed(delay))
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        if let Err(error) = store::reschedule_effects(&self.pool, call_id, effects, attempts, next_at).await {
+        if let Err(error) = store::reschedule_effects(&self.pool, call_id, owed, attempts, next_at).await {
             // The effects stay due (or leased); a later sweep retries them.
             tracing::warn!(%call_id, error = ?error, "cannot reschedule the effects");
         }
@@ -435,31 +435,75 @@ impl Calls {
         }
     }
 
-    async fn try_effects(&self, call_id: Uuid, effects: Effects) -> Result<(), Status> {
-        if let Some(amount) = effects.settle_krw {
-            let settle = SettleFinalRequest {
-                call_id: call_id.to_string(),
-                final_amount_krw: amount,
-                idempotency_key: format!("{call_id}/settle"),
-            };
-            self.payment
-                .clone()
-                .settle_final(service_request(SERVICE_NAME, settle))
-                .await?;
+    /// Performs each owed effect on its own, side by side (a payment outage
+    /// must not keep the driver on the call), and forgets the ones done.
+    /// On failure, returns what is still owed and why.
+    async fn try_effects(&self, call_id: Uuid, effects: Effects) -> Result<(), (Effects, Status)> {
+        let settle = async {
+            match effects.settle_krw {
+                Some(amount) => self.settle(call_id, amount).await.map(|()| Some(amount)),
+                None => Ok(None),
+            }
+        };
+        let release = async {
+            match effects.release_driver {
+                Some(driver) => self.release(call_id, driver).await.map(|()| Some(driver)),
+                None => Ok(None),
+            }
+        };
+        let (settled, released) = tokio::join!(settle, release);
+        let done = Effects {
+            settle_krw: settled.as_ref().ok().copied().flatten(),
+            release_driver: released.as_ref().ok().copied().flatten(),
+        };
+        let owed = Effects {
+            settle_krw: effects.settle_krw.filter(|_| settled.is_err()),
+            release_driver: effects.release_driver.filter(|_| released.is_err()),
+        };
+        if let Err(error) = store::clear_done_effects(&self.pool, call_id, done).await {
+            return Err((effects, Status::internal(format!("{error:#}"))));
         }
-        if let Some(driver) = effects.release_driver {
-            let release = ReleaseDriverRequest {
-                call_id: call_id.to_string(),
-                driver_id: driver.to_string(),
-            };
-            self.dispatch
-                .clone()
-                .release_driver(service_request(SERVICE_NAME, release))
-                .await?;
+        match (settled, released) {
+            (Ok(_), Ok(_)) => Ok(()),
+            (Err(status), _) | (_, Err(status)) => Err((owed, status)),
         }
-        store::clear_effects(&self.pool, call_id, effects)
-            .await
-            .map_err(|e| Status::internal(format!("{e:#}")))
+    }
+
+    /// Brings what the customer paid for the call to `amount_krw`. A declined
+    /// charge is a failure: the call stays owed its settlement.
+    async fn settle(&self, call_id: Uuid, amount_krw: i64) -> Result<(), Status> {
+        let settle = SettleFinalRequest {
+            call_id: call_id.to_string(),
+            final_amount_krw: amount_krw,
+            idempotency_key: format!("{call_id}/settle"),
+        };
+        let settled = self
+            .payment
+            .clone()
+            .settle_final(service_request(SERVICE_NAME, settle))
+            .await?
+            .into_inner();
+        match settled.entry {
+            Some(entry) if entry.status() == EntryStatus::Declined => {
+                Err(Status::failed_precondition(format!(
+                    "the settlement to {amount_krw} KRW was declined ({} KRW unpaid)",
+                    entry.amount_krw
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn release(&self, call_id: Uuid, driver: Uuid) -> Result<(), Status> {
+        let release = ReleaseDriverRequest {
+            call_id: call_id.to_string(),
+            driver_id: driver.to_string(),
+        };
+        self.dispatch
+            .clone()
+            .release_driver(service_request(SERVICE_NAME, release))
+            .await?;
+        Ok(())
     }
 
     /// One round of the sweeper.
@@ -503,12 +547,23 @@ impl Calls {
     }
 
     /// Finishes an accept left half-way: forward while the call still waits
-    /// for a driver, otherwise undo what it may have done.
+    /// for a driver, otherwise undo what it may have done. An accept still
+    /// unfinished well after the call would have expired (a backend it needs
+    /// stays down) is given up: the call expires.
     async fn recover_claim(&self, call: Call) {
         let Some(claim) = call.claim else { return };
         let (call_id, driver) = (call.id, claim.driver_id);
         tracing::info!(%call_id, %driver, "recovering an unfinished accept");
-        let outcome = if call.status == CallStatus::Requested {
+        let give_up_after = chrono::Duration::milliseconds(
+            i64::try_from(self.saga.expire_after_ms + self.saga.stale_after_ms).unwrap_or(i64::MAX),
+        );
+        let overdue = svc_kit::clock::now() - call.requested_at > give_up_after;
+        let outcome = if call.status == CallStatus::Requested && overdue {
+            tracing::warn!(%call_id, %driver, "an accept could not finish in time; the call expires");
+            self.transition(call_id, |call, now| Ok(call.give_up_accept(driver, now)?))
+                .await
+                .map(drop)
+        } else if call.status == CallStatus::Requested {
             self.drive_accept(call, driver).await.map(drop)
         } else {
             match self.abandon_claim(call_id, driver).await {

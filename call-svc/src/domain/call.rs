@@ -322,6 +322,17 @@ impl Call {
         }
     }
 
+    /// Gives up an accept that could not finish in time (a backend it needs
+    /// stayed unreachable): the call expires and whatever the accept may have
+    /// done (assignment, advance) is undone.
+    pub fn give_up_accept(&mut self, driver: Uuid, at: DateTime<Utc>) -> Result<Applied, TransitionError> {
+        if self.status != CallStatus::Requested || self.claim.is_none_or(|c| c.driver_id != driver) {
+            return Err(self.wrong_state("give up the accept of"));
+        }
+        self.abandon_claim(driver);
+        self.cancel(CancelReason::Expired, 0, at)
+    }
+
     /// The assigned driver departs with the customer.
     pub fn start(&mut self, driver: Uuid, at: DateTime<Utc>) -> Result<Applied, TransitionError> {
         self.require_driver(driver, "start")?;
@@ -693,6 +704,31 @@ mod tests {
                 settle_krw: Some(0),
                 release_driver: Some(driver)
             }
+        );
+    }
+
+    #[test]
+    fn an_accept_given_up_expires_the_call_and_undoes_the_assignment_and_advance() {
+        let driver = Uuid::new_v4();
+        let mut call = requested();
+        call.claim(driver, now()).expect("claim");
+
+        let applied = call.give_up_accept(driver, now());
+
+        assert_eq!(applied, Ok(Applied::Changed));
+        assert_eq!(call.status, CallStatus::Canceled);
+        assert_eq!(call.cancel_reason, Some(CancelReason::Expired));
+        assert_eq!(call.claim, None);
+        assert_eq!(
+            call.effects,
+            Effects {
+                settle_krw: Some(0),
+                release_driver: Some(driver)
+            }
+        );
+        assert!(
+            wrong_state(call.give_up_accept(driver, now())),
+            "only an unfinished accept is given up"
         );
     }
 

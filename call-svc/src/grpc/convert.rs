@@ -16,6 +16,21 @@ use crate::domain::{Call, CallRequest, CallStatus, CancelReason};
 const MAX_PAYMENT_METHOD_LEN: usize = 64;
 /// Longest trip accepted, in metres.
 const MAX_DISTANCE_M: i64 = 1_000_000;
+/// Farthest a drop-off may lie from its pickup, in metres as the crow flies:
+/// beyond it no taxi goes, and the fare would pass what payment accepts.
+const MAX_ROUTE_M: f64 = 500_000.0;
+
+/// Records a violation on `dropoff` when the route is no taxi trip.
+fn check_route(pickup: Option<GeoPoint>, dropoff: Option<GeoPoint>, v: &mut Violations) {
+    if let (Some(pickup), Some(dropoff)) = (pickup, dropoff)
+        && pickup.distance_m(dropoff) > MAX_ROUTE_M
+    {
+        v.add(
+            "dropoff",
+            format!("must be within {} km of the pickup", MAX_ROUTE_M / 1_000.0),
+        );
+    }
+}
 
 pub(super) fn call_request(
     customer_id: Uuid,
@@ -27,6 +42,7 @@ pub(super) fn call_request(
     let taxi_type = v.taxi_type("taxi_type", req.taxi_type);
     let idempotency_key = v.idempotency_key("idempotency_key", &req.idempotency_key);
     let payment_method = v.text("payment_method", &req.payment_method, MAX_PAYMENT_METHOD_LEN);
+    check_route(pickup, dropoff, &mut v);
     v.finish()?;
     match (pickup, dropoff, taxi_type, idempotency_key, payment_method) {
         (Some(pickup), Some(dropoff), Some(taxi_type), Some(idempotency_key), Some(payment_method)) => {
@@ -50,6 +66,7 @@ pub(super) fn quote(req: &pb::QuoteFareRequest) -> Result<(TaxiType, GeoPoint, G
     let pickup = GeoPoint::parse("pickup", req.pickup.as_ref(), &mut v);
     let dropoff = GeoPoint::parse("dropoff", req.dropoff.as_ref(), &mut v);
     let taxi_type = v.taxi_type("taxi_type", req.taxi_type);
+    check_route(pickup, dropoff, &mut v);
     v.finish()?;
     match (taxi_type, pickup, dropoff) {
         (Some(taxi_type), Some(pickup), Some(dropoff)) => Ok((taxi_type, pickup, dropoff)),

@@ -423,14 +423,25 @@ pub async fn reschedule_effects(
     Ok(())
 }
 
-/// Forgets effects once performed, unless a newer transition replaced them.
-pub async fn clear_effects(pool: &PgPool, id: Uuid, done: Effects) -> anyhow::Result<()> {
+/// Forgets the effects in `done` once performed, each unless a newer
+/// transition replaced it; once nothing is owed, the retry schedule resets.
+pub async fn clear_done_effects(pool: &PgPool, id: Uuid, done: Effects) -> anyhow::Result<()> {
+    if done.is_empty() {
+        return Ok(());
+    }
     sqlx::query(
-        "UPDATE calls SET effect_settle_krw = NULL, effect_release_driver = NULL,
-             effect_attempts = 0, effect_next_at = NULL
-         WHERE call_id = $1
-           AND effect_settle_krw IS NOT DISTINCT FROM $2
-           AND effect_release_driver IS NOT DISTINCT FROM $3",
+        "WITH remaining AS (
+             SELECT call_id,
+                    CASE WHEN effect_settle_krw = $2 THEN NULL ELSE effect_settle_krw END AS settle,
+                    CASE WHEN effect_release_driver = $3 THEN NULL ELSE effect_release_driver END AS release
+             FROM calls WHERE call_id = $1 FOR UPDATE
+         )
+         UPDATE calls SET effect_settle_krw = remaining.settle, effect_release_driver = remaining.release,
+             effect_attempts = CASE WHEN remaining.settle IS NULL AND remaining.release IS NULL
+                 THEN 0 ELSE effect_attempts END,
+             effect_next_at = CASE WHEN remaining.settle IS NULL AND remaining.release IS NULL
+                 THEN NULL ELSE effect_next_at END
+         FROM remaining WHERE calls.call_id = remaining.call_id",
     )
     .bind(id)
     .bind(done.settle_krw)

@@ -3,7 +3,7 @@
 mod calls;
 
 pub use calls::{
-    EffectsLease, Rejection, claims_older_than, clear_effects, effects_due, expire_candidates, get,
+    EffectsLease, Rejection, claims_older_than, clear_done_effects, effects_due, expire_candidates, get,
     get_by_idempotency_key, insert, insert_rejection, lock, reschedule_effects, take_claim_lease,
     take_effects_lease, update,
 };

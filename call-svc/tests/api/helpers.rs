@@ -8,8 +8,8 @@ use taxi_proto::{
     call::v1::{Call, CallStatus, RequestCallRequest, call_service_client::CallServiceClient},
     common::v1::{LatLng, TaxiType},
     dispatch::v1::{
-        Driver, GetDriverRequest, RegisterDriverRequest, SetOnlineRequest, UpdateLocationRequest,
-        dispatch_service_client::DispatchServiceClient,
+        Driver, DriverStatus, GetDriverRequest, RegisterDriverRequest, SetOnlineRequest,
+        UpdateLocationRequest, dispatch_service_client::DispatchServiceClient,
     },
     payment::v1::{ListPaymentsRequest, ListPaymentsResponse, payment_service_client::PaymentServiceClient},
     query::v1::query_service_client::QueryServiceClient,
@@ -284,9 +284,10 @@ impl TestSystem {
             .expect("call")
     }
 
-    /// Polls until the call reaches `status` (the sweeper works in the background).
+    /// Polls until the call reaches `status` (the sweeper works in the
+    /// background), for up to 30 s.
     pub async fn wait_for_status(&self, call_id: &str, status: CallStatus) -> Call {
-        for _ in 0..100 {
+        for _ in 0..300 {
             let call = self.get_call(call_id).await;
             if call.status() == status {
                 return call;
@@ -294,6 +295,20 @@ impl TestSystem {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("call {call_id} never reached {status:?}");
+    }
+
+    /// Polls until dispatch-svc reports the driver in `status`, for up to 30 s;
+    /// returns the status seen last.
+    pub async fn wait_for_driver(&self, driver: Uuid, status: DriverStatus) -> DriverStatus {
+        let mut seen = self.driver(driver).await.status();
+        for _ in 0..300 {
+            if seen == status {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            seen = self.driver(driver).await.status();
+        }
+        seen
     }
 
     /// Event types in call-svc's outbox for one aggregate, in commit order.

@@ -1,7 +1,7 @@
 //! A saga left half-way by a crash is finished or undone when call-svc restarts.
 
 use taxi_proto::{
-    call::v1::{CallStatus, CancelCallRequest},
+    call::v1::{CallStatus, CancelCallRequest, CancelReason},
     dispatch::v1::DriverStatus,
     payment::v1::EntryKind,
 };
@@ -96,14 +96,8 @@ async fn a_cancel_during_an_unfinished_accept_wins_and_the_accept_is_undone() {
     restart_after_crash(&mut system).await;
 
     // Assert
-    for _ in 0..200 {
-        if system.driver(driver).await.status() == DriverStatus::Available {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
     assert_eq!(
-        system.driver(driver).await.status(),
+        system.wait_for_driver(driver, DriverStatus::Available).await,
         DriverStatus::Available,
         "the late accept released its driver"
     );
@@ -112,6 +106,44 @@ async fn a_cancel_during_an_unfinished_accept_wins_and_the_accept_is_undone() {
     assert_eq!(system.ledger(&call_id).await.net_paid_krw, 0, "nothing kept");
     assert_eq!(
         system.call_events(&call_id).await,
+        ["call.requested", "call.canceled"]
+    );
+}
+
+#[tokio::test]
+async fn an_accept_that_cannot_charge_until_the_call_would_have_expired_is_given_up() {
+    // Arrange: calls expire after 5 s; payment-svc goes down during an accept
+    // and stays down.
+    let mut config = test_call_config();
+    config.saga.expire_after_ms = 5_000;
+    config.saga.stale_after_ms = 200;
+    let mut system = spawn_system_with(config).await;
+    let driver = system.online_driver().await;
+    let call = system.request_call(Uuid::new_v4()).await;
+    system
+        .payment
+        .take()
+        .expect("payment")
+        .stop()
+        .await
+        .expect("drained");
+    let unavailable = accept(&system.call_client(), driver, &call.call_id)
+        .await
+        .expect_err("payment down");
+
+    // Act
+    let given_up = system.wait_for_status(&call.call_id, CallStatus::Canceled).await;
+
+    // Assert
+    assert_eq!(unavailable.code(), tonic::Code::Unavailable);
+    assert_eq!(given_up.cancel_reason(), CancelReason::Expired);
+    assert_eq!(
+        system.wait_for_driver(driver, DriverStatus::Available).await,
+        DriverStatus::Available,
+        "the driver is free again though payment is still down"
+    );
+    assert_eq!(
+        system.call_events(&call.call_id).await,
         ["call.requested", "call.canceled"]
     );
 }

@@ -321,3 +321,31 @@ async fn a_quote_for_a_malformed_route_names_each_bad_field() {
     // Assert
     assert_eq!(bad_fields(&refused), ["pickup.latitude", "dropoff", "taxi_type"]);
 }
+
+#[tokio::test]
+async fn a_quote_for_a_route_no_taxi_drives_names_the_dropoff() {
+    // Arrange: Seoul Station to Tokyo.
+    let system = spawn_system().await;
+    let route = taxi_proto::call::v1::QuoteFareRequest {
+        pickup: Some(taxi_proto::common::v1::LatLng {
+            latitude: 37.5547,
+            longitude: 126.9707,
+        }),
+        dropoff: Some(taxi_proto::common::v1::LatLng {
+            latitude: 35.6762,
+            longitude: 139.6503,
+        }),
+        taxi_type: taxi_proto::common::v1::TaxiType::Normal.into(),
+    };
+
+    // Act
+    let refused = system
+        .call_client()
+        .quote_fare(as_customer(Uuid::new_v4(), route))
+        .await
+        .expect_err("too far");
+
+    // Assert
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert_eq!(bad_fields(&refused), ["dropoff"]);
+}

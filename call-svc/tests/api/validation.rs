@@ -33,6 +33,8 @@ async fn every_malformed_request_call_names_its_field_and_writes_nothing() {
             vec!["dropoff.latitude"],
         ),
         (with(|r| r.pickup = None), vec!["pickup"]),
+        // Seoul to New York: no taxi trip, and no fare payment would take.
+        (with(|r| r.dropoff = at(40.7128, -74.006)), vec!["dropoff"]),
         (with(|r| r.taxi_type = 0), vec!["taxi_type"]),
         (with(|r| r.taxi_type = 42), vec!["taxi_type"]),
         (

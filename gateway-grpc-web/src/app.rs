@@ -19,7 +19,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::{
     auth::Authenticator,
     config::{Config, DEV_SECRET},
-    limits::{RateLimiter, ShedAsUnavailableLayer},
+    limits::{RateLimiter, ShedAsUnavailableLayer, StreamLimiter},
     proxy::{CallRoutes, DispatchRoutes, PaymentRoutes, Proxy, QueryRoutes, Upstream},
     routes::{Backend, PUBLIC_SERVICES, RouteTable, public_descriptors},
 };
@@ -78,6 +78,7 @@ impl App {
             upstreams,
             auth: Authenticator::from_config(&config.auth)?,
             limiter: RateLimiter::new(limits.rate_per_second, limits.burst),
+            streams: StreamLimiter::new(limits.max_streams_per_subject),
             read_retries: limits.read_retries,
         });
         Ok(Self {

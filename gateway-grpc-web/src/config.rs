@@ -75,7 +75,11 @@ pub struct CorsConfig {
 #[serde(default)]
 pub struct LimitsConfig {
     /// Requests in flight across the gateway; beyond it, UNAVAILABLE at once.
+    /// A server stream counts only until it is open.
     pub max_concurrent_requests: usize,
+    /// Server streams (WatchCall, WatchOffers) one subject may hold open at
+    /// once; beyond it, RESOURCE_EXHAUSTED.
+    pub max_streams_per_subject: usize,
     /// Sustained requests per second per subject (token bucket).
     pub rate_per_second: f64,
     /// Burst per subject.
@@ -152,6 +156,7 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             max_concurrent_requests: 1_024,
+            max_streams_per_subject: 16,
             rate_per_second: 50.0,
             burst: 100.0,
             command_deadline_ms: 10_000,
@@ -189,6 +194,10 @@ impl Config {
         anyhow::ensure!(
             limits.max_concurrent_requests > 0,
             "GATEWAY_LIMITS__MAX_CONCURRENT_REQUESTS must be positive"
+        );
+        anyhow::ensure!(
+            limits.max_streams_per_subject > 0,
+            "GATEWAY_LIMITS__MAX_STREAMS_PER_SUBJECT must be positive"
         );
         anyhow::ensure!(
             limits.rate_per_second > 0.0 && limits.burst >= 1.0,

@@ -1,10 +1,11 @@
 //! Limits that keep one client or one failing backend from hurting the rest:
-//! a token bucket per subject, and the gateway-wide concurrency limit with
-//! load shedding (tower), answered with UNAVAILABLE when full.
+//! a token bucket per subject, a cap on each subject's open streams, and the
+//! gateway-wide concurrency limit with load shedding (tower), answered with
+//! UNAVAILABLE when full.
 
 use std::{
     collections::HashMap,
-    sync::Mutex,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
     task::{Context, Poll},
     time::Instant,
 };
@@ -49,6 +50,62 @@ impl RateLimiter {
             true
         } else {
             false
+        }
+    }
+}
+
+/// Counts each subject's open server streams, at most `max` each. A stream
+/// holds its place (a [`StreamPermit`]) until its response body is dropped,
+/// which the concurrency limit, released once the answer starts, cannot do.
+pub struct StreamLimiter {
+    max: usize,
+    open: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// A place for one open stream, given back on drop.
+#[derive(Debug)]
+pub struct StreamPermit {
+    subject: String,
+    open: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+fn lock(open: &Mutex<HashMap<String, usize>>) -> MutexGuard<'_, HashMap<String, usize>> {
+    // A poisoned lock only means a panic elsewhere; the counts are still valid.
+    open.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl StreamLimiter {
+    pub fn new(max: usize) -> Self {
+        Self {
+            max,
+            open: Arc::default(),
+        }
+    }
+
+    /// A place for another stream of `subject`, unless it holds `max` already.
+    pub fn acquire(&self, subject: &str) -> Option<StreamPermit> {
+        let mut open = lock(&self.open);
+        let count = open.entry(subject.to_owned()).or_default();
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(StreamPermit {
+            subject: subject.to_owned(),
+            open: Arc::clone(&self.open),
+        })
+    }
+}
+
+impl Drop for StreamPermit {
+    fn drop(&mut self) {
+        let mut open = lock(&self.open);
+        if let Some(count) = open.get_mut(&self.subject) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                // Subjects without streams take no room.
+                open.remove(&self.subject);
+            }
         }
     }
 }
@@ -108,5 +165,19 @@ mod tests {
         let allowed = (0..5).filter(|_| limiter.allow("alice")).count();
         assert_eq!(allowed, 3);
         assert!(limiter.allow("bob"), "buckets are per subject");
+    }
+
+    #[test]
+    fn a_subject_holds_at_most_its_streams_and_a_closed_one_frees_its_place() {
+        let limiter = StreamLimiter::new(2);
+        let first = limiter.acquire("alice").expect("first");
+        let _second = limiter.acquire("alice").expect("second");
+        assert!(limiter.acquire("alice").is_none(), "a third is refused");
+        assert!(limiter.acquire("bob").is_some(), "places are per subject");
+        drop(first);
+        assert!(
+            limiter.acquire("alice").is_some(),
+            "a closed stream frees its place"
+        );
     }
 }

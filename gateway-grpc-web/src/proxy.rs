@@ -23,7 +23,7 @@ use tower::{Service, ServiceExt as _};
 
 use crate::{
     auth::Authenticator,
-    limits::RateLimiter,
+    limits::{RateLimiter, StreamLimiter},
     routes::{Backend, Route, RouteTable},
 };
 
@@ -42,6 +42,7 @@ pub struct Proxy {
     pub upstreams: HashMap<Backend, Upstream>,
     pub auth: Authenticator,
     pub limiter: RateLimiter,
+    pub streams: StreamLimiter,
     pub read_retries: u32,
 }
 
@@ -67,7 +68,8 @@ impl Proxy {
         if route.internal {
             return Err(Status::permission_denied(format!("{path} is internal")));
         }
-        if !self.limiter.allow(&caller.to_string()) {
+        let subject = caller.to_string();
+        if !self.limiter.allow(&subject) {
             return Err(Status::resource_exhausted("too many requests; slow down"));
         }
         let request = with_identity(request, &caller, route.deadline);
@@ -75,7 +77,19 @@ impl Proxy {
             .upstreams
             .get(&route.backend)
             .ok_or_else(|| Status::internal("no upstream for the route"))?;
-        if route.idempotent_read {
+        if route.streaming {
+            let permit = self.streams.acquire(&subject).ok_or_else(|| {
+                Status::resource_exhausted("too many open streams; close one before opening another")
+            })?;
+            let response = call(upstream, route, request).await?;
+            // The stream keeps its place for as long as its body is open.
+            Ok(response.map(|body| {
+                Body::new(body.map_frame(move |frame| {
+                    let _holds = &permit;
+                    frame
+                }))
+            }))
+        } else if route.idempotent_read {
             self.retrying(upstream, route, request).await
         } else {
             call(upstream, route, request).await

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use taxi_proto::query::v1::{GetCallViewRequest, ListMyCallsRequest};
+use taxi_proto::query::v1::{GetCallViewRequest, ListMyCallsRequest, WatchCallRequest};
 use tonic::Code;
 
 use crate::helpers::*;
@@ -112,4 +112,49 @@ async fn requests_beyond_the_gateways_capacity_are_shed_at_once_as_unavailable()
     );
     assert_eq!(slow.expect_err("never reached").code(), Code::DeadlineExceeded);
     assert_eq!(afterwards, Code::Ok, "room again once the slow read is over");
+}
+
+#[tokio::test]
+async fn a_subject_holds_a_bounded_number_of_open_streams() {
+    // Arrange: two open streams per subject.
+    let app = spawn_app_with(|config| config.limits.max_streams_per_subject = 2).await;
+    app.online_driver().await;
+    let customer = app.customer();
+    let call = app.request_call(&customer).await;
+    let other = app.customer();
+    let other_call = app.request_call(&other).await;
+    let watch = |user: &User, call_id: &str| {
+        let request = bearer(
+            user,
+            WatchCallRequest {
+                call_id: call_id.into(),
+                from_version: 0,
+            },
+        );
+        let mut client = app.query_client();
+        async move { client.watch_call(request).await.map(tonic::Response::into_inner) }
+    };
+
+    // Act
+    let first = watch(&customer, &call.call_id).await.expect("first stream");
+    let _second = watch(&customer, &call.call_id).await.expect("second stream");
+    let third = watch(&customer, &call.call_id).await;
+    let others = watch(&other, &other_call.call_id).await;
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut after_closing_one = watch(&customer, &call.call_id).await;
+    while after_closing_one.is_err() && Instant::now() < deadline {
+        // The gateway learns of the closed stream shortly after.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        after_closing_one = watch(&customer, &call.call_id).await;
+    }
+
+    // Assert
+    let third = third.expect_err("a third stream is refused");
+    assert_eq!(third.code(), Code::ResourceExhausted, "{third:?}");
+    assert!(others.is_ok(), "another subject has places of their own");
+    assert!(
+        after_closing_one.is_ok(),
+        "a closed stream frees its place: {after_closing_one:?}"
+    );
 }

@@ -1,6 +1,6 @@
 //! dispatch-svc configuration: defaults for a developer machine, overridden by
 //! `DISPATCH_*` environment variables (for example `DISPATCH_DATABASE__URL`,
-//! `DISPATCH_AVAILABILITY_RADIUS_M`, `DISPATCH_OFFERS_CONSUMER__MAX_DELIVER`).
+//! `DISPATCH_AVAILABILITY_RADIUS_M`, `DISPATCH_OFFERS_CONSUMER__RETRY_DELAY_MS`).
 
 use chrono::TimeDelta;
 use eventbus::{NatsConfig, consumer::ConsumerConfig, relay::RelayConfig};
@@ -114,12 +114,7 @@ impl Config {
             (1..=24 * 365).contains(&self.offer_round_retention_hours),
             "DISPATCH_OFFER_ROUND_RETENTION_HOURS must be within 1..=8760"
         );
-        let consumer = &self.offers_consumer;
-        anyhow::ensure!(
-            consumer.max_deliver > 0 && consumer.batch_size > 0 && consumer.ack_wait_ms > 0,
-            "DISPATCH_OFFERS_CONSUMER__MAX_DELIVER, __BATCH_SIZE and __ACK_WAIT_MS must be positive"
-        );
-        Ok(())
+        self.offers_consumer.validate("DISPATCH_OFFERS_CONSUMER__")
     }
 
     /// How requested calls are offered.

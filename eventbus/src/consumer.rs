@@ -1,14 +1,34 @@
 //! Durable pull consumers with explicit ack, bounded redelivery and a
 //! dead-letter path.
 //!
-//! A handler that fails with [`Failure::Retry`] gets the event again after a
-//! delay, up to `max_deliver` times; then, or at once for [`Failure::Poison`]
-//! (and for payloads that do not decode), the message is copied to the
-//! dead-letter stream with the reason in its headers, logged, and terminated,
-//! so it never blocks the events behind it. Redelivered and delayed events can
-//! arrive out of order: handlers must be idempotent and compare versions.
+//! - A handler that fails with [`Failure::Retry`] (a store was unreachable)
+//!   gets the event again after a delay that doubles with each delivery, up to
+//!   `max_retry_delay_ms`, until `max_deliver` deliveries: by default about an
+//!   hour and a half of retries, so that an outage of a store delays the read
+//!   model but does not lose events from it. Each failure is logged as a
+//!   warning, and every [`ERROR_EVERY`]-th delivery of the same event as an
+//!   error. While failures last, the consumer also slows itself down: it hands
+//!   the rest of the batch back, pauses (with the same back-off), and pulls
+//!   one message at a time until a handler succeeds again.
+//! - An event still failing at `max_deliver` deliveries is dead-lettered like
+//!   poison, so it never blocks the events behind it for good.
+//! - [`Failure::Poison`] (and a payload that does not decode) can never
+//!   succeed: the message is copied to the dead-letter stream at once, with
+//!   the reason in its headers, logged, and terminated, so it never blocks the
+//!   events behind it. If the copy cannot be published, the message is not
+//!   terminated but delivered again later.
+//!
+//! JetStream's own `max_deliver` counts every delivery, retries included, and
+//! silently drops a message at the limit; the consumer is therefore created
+//! (or updated) with unlimited deliveries at the server and enforces its
+//! bound itself, dead-lettering rather than dropping.
+//!
+//! Redelivered and delayed events can arrive out of order: handlers must be
+//! idempotent and compare versions.
 
 use std::{future::Future, time::Duration};
+
+use tokio::time::Instant;
 
 use anyhow::Context as _;
 use async_nats::{
@@ -32,38 +52,95 @@ pub const DEAD_LETTER_REASON: &str = "Taxi-Dead-Letter-Reason";
 /// Header carrying a dead letter's original subject.
 pub const DEAD_LETTER_SUBJECT: &str = "Taxi-Original-Subject";
 
+/// An event that keeps failing transiently is logged as an error on every
+/// `ERROR_EVERY`-th delivery (as a warning on the others).
+pub const ERROR_EVERY: i64 = 10;
+
+/// JetStream's `max_deliver` for "no limit".
+const UNLIMITED_DELIVERIES: i64 = -1;
+
 /// Tuning of a consumer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ConsumerConfig {
-    /// Deliveries of one message before it is dead-lettered.
+    /// Deliveries of an event that keeps failing transiently before it is
+    /// dead-lettered.
     pub max_deliver: i64,
     /// How long the server waits for an ack before redelivering.
     pub ack_wait_ms: u64,
-    /// Messages pulled per request.
+    /// Messages pulled per request (one at a time while handlers fail).
     pub batch_size: usize,
-    /// Delay before a failed message is delivered again.
+    /// Delay before an event that failed transiently is delivered again; it
+    /// doubles with each further delivery of the event.
     pub retry_delay_ms: u64,
+    /// The longest such delay (and pause of the consumer while failing).
+    pub max_retry_delay_ms: u64,
 }
 
 impl Default for ConsumerConfig {
     fn default() -> Self {
         Self {
-            max_deliver: 5,
+            // With the delays below: about 95 minutes of retries.
+            max_deliver: 200,
             ack_wait_ms: 30_000,
             batch_size: 64,
             retry_delay_ms: 1_000,
+            max_retry_delay_ms: 30_000,
         }
+    }
+}
+
+impl ConsumerConfig {
+    /// Rejects settings that cannot work; `prefix` begins the names of the
+    /// environment variables that set them (say `QUERY_CONSUMER__`).
+    pub fn validate(&self, prefix: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.batch_size >= 1
+                && self.ack_wait_ms >= 1
+                && self.retry_delay_ms >= 1
+                && self.max_deliver >= 1,
+            "{prefix}BATCH_SIZE, {prefix}ACK_WAIT_MS, {prefix}RETRY_DELAY_MS and {prefix}MAX_DELIVER must be positive"
+        );
+        anyhow::ensure!(
+            self.max_retry_delay_ms >= self.retry_delay_ms,
+            "{prefix}MAX_RETRY_DELAY_MS must be at least {prefix}RETRY_DELAY_MS"
+        );
+        Ok(())
+    }
+
+    /// The delay after the `attempt`-th failure in a row (1 for the first):
+    /// `retry_delay_ms` doubled per attempt, at most `max_retry_delay_ms`,
+    /// and never under 1 ms.
+    pub fn retry_delay(&self, attempt: i64) -> Duration {
+        let doublings = u32::try_from(attempt.saturating_sub(1).clamp(0, 32)).unwrap_or(32);
+        let ms = self
+            .retry_delay_ms
+            .saturating_mul(1u64 << doublings)
+            .min(self.max_retry_delay_ms)
+            .max(1);
+        Duration::from_millis(ms)
     }
 }
 
 /// Why a handler could not apply an event.
 #[derive(Debug)]
 pub enum Failure {
-    /// Worth trying again (a store was unreachable).
+    /// Worth trying again (a store was unreachable): retried with back-off,
+    /// dead-lettered only after `max_deliver` deliveries.
     Retry(anyhow::Error),
     /// Will never succeed (malformed content): dead-letter it now.
     Poison(anyhow::Error),
+}
+
+/// What became of one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Handled and acked.
+    Handled,
+    /// Poison, copied to the dead-letter stream and terminated.
+    DeadLettered,
+    /// Handed back to be delivered again later.
+    Retrying,
 }
 
 /// A durable consumer of `filter_subject` named `durable`.
@@ -113,71 +190,192 @@ impl Consumer {
         }
     }
 
+    /// Creates the durable consumer, or binds the existing one and brings its
+    /// redelivery settings up to date: a consumer created by an older version
+    /// has a bounded `max_deliver`, at which the server would silently stop
+    /// delivering an event that keeps failing transiently.
+    async fn bind(&self) -> anyhow::Result<jetstream::consumer::PullConsumer> {
+        ensure_streams(&self.js, &self.nats).await?;
+        let stream = self.js.get_stream(self.nats.subjects().stream()).await?;
+        let config = pull::Config {
+            durable_name: Some(self.durable.clone()),
+            filter_subject: self.filter_subject.clone(),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ack_wait: Duration::from_millis(self.config.ack_wait_ms),
+            max_deliver: UNLIMITED_DELIVERIES,
+            ..Default::default()
+        };
+        let consumer: jetstream::consumer::PullConsumer = stream
+            .get_or_create_consumer(&self.durable, config.clone())
+            .await
+            .with_context(|| format!("cannot bind consumer {}", self.durable))?;
+        let current = &consumer.cached_info().config;
+        if current.max_deliver == config.max_deliver && current.ack_wait == config.ack_wait {
+            return Ok(consumer);
+        }
+        // Creating an existing durable with a different configuration updates
+        // it, for the settings the server allows to change (NATS 2.9 included
+        // `max_deliver` and `ack_wait`).
+        let (old_max_deliver, old_ack_wait) = (current.max_deliver, current.ack_wait);
+        match stream.create_consumer(config).await {
+            Ok(updated) => {
+                tracing::info!(
+                    consumer = self.durable,
+                    old_max_deliver,
+                    ?old_ack_wait,
+                    "consumer settings updated"
+                );
+                Ok(updated)
+            }
+            Err(error) => {
+                tracing::error!(
+                    consumer = self.durable,
+                    old_max_deliver,
+                    ?old_ack_wait,
+                    error = format!("{error:#}"),
+                    "cannot update the consumer's settings; events that keep failing may be dropped \
+                     by the server after max_deliver attempts: delete the consumer to recreate it"
+                );
+                Ok(consumer)
+            }
+        }
+    }
+
     /// Binds the consumer and processes batches until something fails.
     async fn consume<F, Fut>(&self, handle: &mut F) -> anyhow::Result<()>
     where
         F: FnMut(EventEnvelope) -> Fut,
         Fut: Future<Output = Result<(), Failure>>,
     {
-        ensure_streams(&self.js, &self.nats).await?;
-        let stream = self.js.get_stream(self.nats.subjects().stream()).await?;
-        let consumer: jetstream::consumer::PullConsumer = stream
-            .get_or_create_consumer(
-                &self.durable,
-                pull::Config {
-                    durable_name: Some(self.durable.clone()),
-                    filter_subject: self.filter_subject.clone(),
-                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                    ack_wait: Duration::from_millis(self.config.ack_wait_ms),
-                    max_deliver: self.config.max_deliver,
-                    ..Default::default()
-                },
-            )
-            .await
-            .with_context(|| format!("cannot bind consumer {}", self.durable))?;
+        let consumer = self.bind().await?;
+        // Transient failures in a row: while there are any, the consumer
+        // pauses after each and pulls one message at a time, so that a store
+        // that is down is not handed every pending event in turn.
+        let mut failures: i64 = 0;
         loop {
+            let batch_size = if failures == 0 { self.config.batch_size } else { 1 };
             let mut batch = consumer
                 .batch()
-                .max_messages(self.config.batch_size)
+                .max_messages(batch_size)
                 .expires(PULL_EXPIRES)
                 .messages()
                 .await?;
+            // Until then, a message handed back may be delivered again into
+            // this same pull, so it is handed back for at least that long.
+            let batch_end = Instant::now() + PULL_EXPIRES + PULL_GRACE;
+            let open_for = || {
+                if batch_size > 1 {
+                    batch_end.saturating_duration_since(Instant::now())
+                } else {
+                    Duration::ZERO
+                }
+            };
+            let mut failed = false;
             // The server ends a live pull within `PULL_EXPIRES`; a pull lost
             // with its server (a restart) would otherwise be waited on for
             // `expires` + 5 s by the client, so give up on it sooner.
             while let Ok(next) = tokio::time::timeout(PULL_EXPIRES + PULL_GRACE, batch.next()).await {
                 let Some(message) = next else { break };
                 let message = message.map_err(|e| anyhow::anyhow!(e))?;
-                self.process(message, handle).await?;
+                if failed {
+                    // Hand the rest of the batch back untried: it comes back
+                    // one message at a time after the pause.
+                    message
+                        .ack_with(AckKind::Nak(Some(open_for().max(Duration::from_millis(1)))))
+                        .await
+                        .map_err(|e| anyhow::anyhow!(e))?;
+                    continue;
+                }
+                match self.process(message, handle, open_for()).await? {
+                    Outcome::Handled => failures = 0,
+                    Outcome::DeadLettered => {}
+                    Outcome::Retrying => {
+                        failures = failures.saturating_add(1);
+                        failed = true;
+                    }
+                }
+            }
+            if failed {
+                let pause = self.config.retry_delay(failures);
+                tracing::debug!(consumer = self.durable, failures, ?pause, "consumer backing off");
+                tokio::time::sleep(pause).await;
             }
         }
     }
 
-    async fn process<F, Fut>(&self, message: jetstream::Message, handle: &mut F) -> anyhow::Result<()>
+    /// Handles one message; one handed back for a retry is not delivered
+    /// again for at least `min_delay`.
+    async fn process<F, Fut>(
+        &self,
+        message: jetstream::Message,
+        handle: &mut F,
+        min_delay: Duration,
+    ) -> anyhow::Result<Outcome>
     where
         F: FnMut(EventEnvelope) -> Fut,
         Fut: Future<Output = Result<(), Failure>>,
     {
-        let delivered = message.info().map(|info| info.delivered).unwrap_or(1);
+        let (delivered, sequence) = message
+            .info()
+            .map(|info| (info.delivered, info.stream_sequence))
+            .unwrap_or((1, 0));
         let outcome = match EventEnvelope::decode(message.payload.clone()) {
             Ok(envelope) => handle(envelope).await,
             Err(error) => Err(Failure::Poison(
                 anyhow::Error::new(error).context("undecodable event"),
             )),
         };
-        let ack = match outcome {
-            Ok(()) => AckKind::Ack,
+        let (ack, result) = match outcome {
+            Ok(()) => (AckKind::Ack, Outcome::Handled),
             Err(Failure::Retry(error)) if delivered < self.config.max_deliver => {
-                tracing::warn!(consumer = self.durable, subject = %message.subject, delivered, error = format!("{error:#}"), "event failed; will retry");
-                AckKind::Nak(Some(Duration::from_millis(self.config.retry_delay_ms)))
+                let retry_in = self.config.retry_delay(delivered).max(min_delay);
+                let error = format!("{error:#}");
+                if delivered % ERROR_EVERY == 0 {
+                    tracing::error!(consumer = self.durable, subject = %message.subject, sequence, delivered, error, ?retry_in, "event keeps failing; will retry");
+                } else {
+                    tracing::warn!(consumer = self.durable, subject = %message.subject, sequence, delivered, error, ?retry_in, "event failed; will retry");
+                }
+                (AckKind::Nak(Some(retry_in)), Outcome::Retrying)
             }
-            Err(Failure::Retry(error) | Failure::Poison(error)) => {
-                self.dead_letter(&message, &error, delivered).await?;
-                AckKind::Term
+            Err(Failure::Retry(error)) => {
+                self.give_up(
+                    &message,
+                    &error.context(format!("still failing after {delivered} deliveries")),
+                    delivered,
+                    sequence,
+                    min_delay,
+                )
+                .await
+            }
+            Err(Failure::Poison(error)) => {
+                self.give_up(&message, &error, delivered, sequence, min_delay)
+                    .await
             }
         };
         message.ack_with(ack).await.map_err(|e| anyhow::anyhow!(e))?;
-        Ok(())
+        Ok(result)
+    }
+
+    /// Dead-letters a message; if the dead letter cannot be published, hands
+    /// the message back instead, to be dead-lettered when it comes again.
+    async fn give_up(
+        &self,
+        message: &jetstream::Message,
+        error: &anyhow::Error,
+        delivered: i64,
+        sequence: u64,
+        min_delay: Duration,
+    ) -> (AckKind, Outcome) {
+        match self.dead_letter(message, error, delivered, sequence).await {
+            Ok(()) => (AckKind::Term, Outcome::DeadLettered),
+            Err(publish) => {
+                // Not terminated: the event comes back and is dead-lettered
+                // once the dead-letter stream takes it.
+                let retry_in = self.config.retry_delay(delivered).max(min_delay);
+                tracing::error!(consumer = self.durable, subject = %message.subject, sequence, delivered, error = format!("{publish:#}"), ?retry_in, "cannot dead-letter the event; will retry");
+                (AckKind::Nak(Some(retry_in)), Outcome::Retrying)
+            }
+        }
     }
 
     async fn dead_letter(
@@ -185,12 +383,18 @@ impl Consumer {
         message: &jetstream::Message,
         error: &anyhow::Error,
         delivered: i64,
+        sequence: u64,
     ) -> anyhow::Result<()> {
         let reason = format!("{error:#}");
-        tracing::error!(consumer = self.durable, subject = %message.subject, delivered, reason, "event dead-lettered");
         let mut headers = HeaderMap::new();
         headers.insert(DEAD_LETTER_REASON, reason.replace(['\r', '\n'], " ").as_str());
         headers.insert(DEAD_LETTER_SUBJECT, message.subject.as_str());
+        if sequence > 0 {
+            // A message dead-lettered again (its Term was lost) is dropped as
+            // a duplicate within the stream's duplicate window.
+            let id = format!("{}:{}:{sequence}", self.nats.subjects().stream(), self.durable);
+            headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
+        }
         self.js
             .publish_with_headers(
                 self.nats.subjects().dead_letter(&self.durable),
@@ -200,6 +404,26 @@ impl Consumer {
             .await?
             .await
             .context("publish dead letter")?;
+        tracing::error!(consumer = self.durable, subject = %message.subject, sequence, delivered, reason, "event dead-lettered");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_retry_delay_doubles_per_attempt_up_to_the_cap() {
+        let config = ConsumerConfig {
+            retry_delay_ms: 1_000,
+            max_retry_delay_ms: 30_000,
+            ..Default::default()
+        };
+        let ms = |attempt| config.retry_delay(attempt).as_millis();
+        assert_eq!(
+            [0, 1, 2, 3, 5, 6, 100, i64::MAX].map(ms),
+            [1_000, 1_000, 2_000, 4_000, 16_000, 30_000, 30_000, 30_000]
+        );
     }
 }

@@ -6,8 +6,8 @@
 //! - [`stream`]: connecting, and creating or updating the streams at start-up.
 //! - [`relay`]: publishes a service's outbox in commit order, marking rows
 //!   sent only after JetStream acknowledged them.
-//! - [`consumer`]: durable pull consumers with explicit ack, bounded
-//!   redelivery and a dead-letter stream.
+//! - [`consumer`]: durable pull consumers with explicit ack, retries with
+//!   back-off for transient failures and a dead-letter stream for poison.
 //! - `testing` (feature): isolated prefixes and a private NATS server.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

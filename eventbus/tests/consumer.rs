@@ -1,7 +1,10 @@
 //! Durable consumers against real NATS JetStream: ack, retry, dead letters.
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -34,8 +37,8 @@ async fn publish_event(js: &jetstream::Context, nats: &NatsConfig, quoted_fare_k
 
 fn fast() -> ConsumerConfig {
     ConsumerConfig {
-        max_deliver: 3,
         retry_delay_ms: 50,
+        max_retry_delay_ms: 200,
         ..Default::default()
     }
 }
@@ -71,7 +74,7 @@ async fn dead_letters(js: &jetstream::Context, nats: &NatsConfig) -> Vec<String>
 }
 
 async fn wait_for(seen: &Arc<Mutex<Vec<i64>>>, n: usize) -> Vec<i64> {
-    for _ in 0..200 {
+    for _ in 0..400 {
         let now = seen.lock().expect("lock").clone();
         if now.len() >= n {
             return now;
@@ -126,14 +129,89 @@ async fn a_poison_message_is_dead_lettered_and_later_events_still_arrive() {
     running.abort();
 }
 
+/// The number of dead letters, or `None` while the dead-letter stream is missing.
+async fn dead_letter_count(js: &jetstream::Context, nats: &NatsConfig) -> Option<u64> {
+    let mut stream = js.get_stream(nats.subjects().dead_letter_stream()).await.ok()?;
+    Some(stream.info().await.ok()?.state.messages)
+}
+
+/// The durable consumer's state on the server.
+async fn consumer_info(js: &jetstream::Context, nats: &NatsConfig) -> jetstream::consumer::Info {
+    js.get_stream(nats.subjects().stream())
+        .await
+        .expect("stream")
+        .consumer_info("test")
+        .await
+        .expect("consumer info")
+}
+
 #[tokio::test]
 async fn an_event_that_keeps_failing_is_dead_lettered_after_max_deliver_without_blocking_others() {
-    // Arrange: events with fare 13 always fail.
+    // Arrange: events with fare 13 always fail; 3 deliveries at most.
     let nats = testing::isolated();
     let js = stream::connect(&nats, "consumer-test").await.expect("nats");
     stream::ensure_streams(&js, &nats).await.expect("streams");
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let attempts = Arc::new(Mutex::new(0));
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let (handled, tries) = (seen.clone(), attempts.clone());
+    let config = ConsumerConfig {
+        max_deliver: 3,
+        ..fast()
+    };
+    let consumer = Consumer::new(
+        js.clone(),
+        nats.clone(),
+        "test",
+        nats.subjects().all_events(),
+        config,
+    );
+    let running = tokio::spawn(consumer.run(move |event| {
+        let (handled, tries) = (handled.clone(), tries.clone());
+        async move {
+            let Some(Payload::CallRejected(rejected)) = event.payload else {
+                return Ok(());
+            };
+            if rejected.quoted_fare_krw == 13 {
+                tries.fetch_add(1, Ordering::SeqCst);
+                return Err(Failure::Retry(anyhow::anyhow!("store unreachable")));
+            }
+            handled.lock().expect("lock").push(rejected.quoted_fare_krw);
+            Ok(())
+        }
+    }));
+
+    // Act
+    publish_event(&js, &nats, 13).await;
+    publish_event(&js, &nats, 2).await;
+
+    // Assert
+    assert_eq!(wait_for(&seen, 1).await, [2], "the later event is not blocked");
+    let mut reasons = dead_letters(&js, &nats).await;
+    for _ in 0..200 {
+        if !reasons.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        reasons = dead_letters(&js, &nats).await;
+    }
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(
+        reasons[0].contains("still failing after 3 deliveries"),
+        "{reasons:?}"
+    );
+    assert!(reasons[0].contains("store unreachable"), "{reasons:?}");
+    assert_eq!(attempts.load(Ordering::SeqCst), 3, "bounded redelivery");
+    running.abort();
+}
+
+#[tokio::test]
+async fn an_event_failing_transiently_for_a_while_is_handled_once_the_store_is_back() {
+    // Arrange: the event with fare 13 fails 7 times, then succeeds.
+    let nats = testing::isolated();
+    let js = stream::connect(&nats, "consumer-test").await.expect("nats");
+    stream::ensure_streams(&js, &nats).await.expect("streams");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let attempts = Arc::new(AtomicUsize::new(0));
     let (handled, tries) = (seen.clone(), attempts.clone());
     let consumer = Consumer::new(
         js.clone(),
@@ -148,8 +226,7 @@ async fn an_event_that_keeps_failing_is_dead_lettered_after_max_deliver_without_
             let Some(Payload::CallRejected(rejected)) = event.payload else {
                 return Ok(());
             };
-            if rejected.quoted_fare_krw == 13 {
-                *tries.lock().expect("lock") += 1;
+            if rejected.quoted_fare_krw == 13 && tries.fetch_add(1, Ordering::SeqCst) < 7 {
                 return Err(Failure::Retry(anyhow::anyhow!("store unreachable")));
             }
             handled.lock().expect("lock").push(rejected.quoted_fare_krw);
@@ -162,15 +239,201 @@ async fn an_event_that_keeps_failing_is_dead_lettered_after_max_deliver_without_
     publish_event(&js, &nats, 2).await;
 
     // Assert
-    assert_eq!(wait_for(&seen, 1).await, [2], "the later event is not blocked");
-    for _ in 0..100 {
-        if !dead_letters(&js, &nats).await.is_empty() {
+    let mut handled = wait_for(&seen, 2).await;
+    handled.sort_unstable();
+    assert_eq!(handled, [2, 13], "both events are handled once");
+    assert_eq!(attempts.load(Ordering::SeqCst), 8, "7 failures, then success");
+    assert_eq!(
+        dead_letter_count(&js, &nats).await,
+        Some(0),
+        "nothing dead-lettered"
+    );
+    assert_eq!(consumer_info(&js, &nats).await.config.max_deliver, -1);
+    running.abort();
+}
+
+#[tokio::test]
+async fn while_a_store_is_down_the_consumer_backs_off_and_then_handles_every_event_without_dead_letters() {
+    // Arrange: 40 events wait while the store is down.
+    let nats = testing::isolated();
+    let js = stream::connect(&nats, "consumer-test").await.expect("nats");
+    stream::ensure_streams(&js, &nats).await.expect("streams");
+    for fare in 1..=40 {
+        publish_event(&js, &nats, fare).await;
+    }
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let down = Arc::new(AtomicBool::new(true));
+    let (handled, tries, store_down) = (seen.clone(), calls.clone(), down.clone());
+    let config = ConsumerConfig {
+        retry_delay_ms: 100,
+        max_retry_delay_ms: 400,
+        ..Default::default()
+    };
+    let consumer = Consumer::new(
+        js.clone(),
+        nats.clone(),
+        "test",
+        nats.subjects().all_events(),
+        config,
+    );
+    let running = tokio::spawn(consumer.run(move |event| {
+        let (handled, tries, store_down) = (handled.clone(), tries.clone(), store_down.clone());
+        async move {
+            tries.fetch_add(1, Ordering::SeqCst);
+            if store_down.load(Ordering::SeqCst) {
+                return Err(Failure::Retry(anyhow::anyhow!("store unreachable")));
+            }
+            if let Some(Payload::CallRejected(rejected)) = event.payload {
+                handled.lock().expect("lock").push(rejected.quoted_fare_krw);
+            }
+            Ok(())
+        }
+    }));
+
+    // Act: the outage lasts 3 s (an upper bound on the calls only gets
+    // easier to meet on a slow machine).
+    for _ in 0..200 {
+        if calls.load(Ordering::SeqCst) > 0 {
             break;
         }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let calls_while_down = calls.load(Ordering::SeqCst);
+    let deliveries_while_down = consumer_info(&js, &nats).await.delivered.consumer_sequence;
+    down.store(false, Ordering::SeqCst);
+
+    // Assert: one event at a time with pauses of 100..400 ms is a dozen calls
+    // at most, not one per pending event.
+    assert!(
+        (1..=20).contains(&calls_while_down),
+        "{calls_while_down} calls while the store was down"
+    );
+    // The first pull delivers all 40; what is handed back is not delivered
+    // again within the same pull (the batch holds up to 64).
+    assert!(
+        deliveries_while_down <= 60,
+        "{deliveries_while_down} deliveries while the store was down"
+    );
+    let mut handled = wait_for(&seen, 40).await;
+    handled.sort_unstable();
+    assert_eq!(handled, (1..=40).collect::<Vec<_>>());
+    assert_eq!(
+        dead_letter_count(&js, &nats).await,
+        Some(0),
+        "nothing dead-lettered"
+    );
+    running.abort();
+}
+
+#[tokio::test]
+async fn a_poison_event_whose_dead_letter_cannot_be_published_is_kept_until_it_can() {
+    // Arrange: the consumer is running; then the dead-letter stream goes.
+    let nats = testing::isolated();
+    let js = stream::connect(&nats, "consumer-test").await.expect("nats");
+    stream::ensure_streams(&js, &nats).await.expect("streams");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let handled = seen.clone();
+    let consumer = Consumer::new(
+        js.clone(),
+        nats.clone(),
+        "test",
+        nats.subjects().all_events(),
+        fast(),
+    );
+    let running = tokio::spawn(consumer.run(move |event| {
+        let handled = handled.clone();
+        async move {
+            if let Some(Payload::CallRejected(rejected)) = event.payload {
+                handled.lock().expect("lock").push(rejected.quoted_fare_krw);
+            }
+            Ok::<(), Failure>(())
+        }
+    }));
+    publish_event(&js, &nats, 1).await;
+    wait_for(&seen, 1).await;
+    js.delete_stream(nats.subjects().dead_letter_stream())
+        .await
+        .expect("delete the dead-letter stream");
+
+    // Act
+    js.publish(
+        nats.subjects().event("call.requested", "garbage"),
+        "not protobuf".into(),
+    )
+    .await
+    .expect("publish")
+    .await
+    .expect("ack");
+    publish_event(&js, &nats, 2).await;
+    assert_eq!(wait_for(&seen, 2).await, [1, 2], "the poison does not block");
+    // A few failed attempts at publishing the dead letter.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stream::ensure_streams(&js, &nats).await.expect("streams back");
+
+    // Assert: the poison was kept, and is dead-lettered now.
+    let mut count = None;
+    for _ in 0..400 {
+        count = dead_letter_count(&js, &nats).await;
+        if count == Some(1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        count,
+        Some(1),
+        "the poison is dead-lettered once the stream is back"
+    );
     let reasons = dead_letters(&js, &nats).await;
-    assert_eq!(reasons.len(), 1);
-    assert!(reasons[0].contains("store unreachable"), "{reasons:?}");
-    assert_eq!(*attempts.lock().expect("lock"), 3, "bounded redelivery");
+    assert!(reasons[0].contains("undecodable"), "{reasons:?}");
+    running.abort();
+}
+
+#[tokio::test]
+async fn an_existing_durable_with_bounded_redelivery_is_updated_to_unlimited() {
+    // Arrange: the durable as an older version created it.
+    let nats = testing::isolated();
+    let js = stream::connect(&nats, "consumer-test").await.expect("nats");
+    stream::ensure_streams(&js, &nats).await.expect("streams");
+    js.get_stream(nats.subjects().stream())
+        .await
+        .expect("stream")
+        .create_consumer(pull::Config {
+            durable_name: Some("test".into()),
+            filter_subject: nats.subjects().all_events(),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(30),
+            max_deliver: 5,
+            ..Default::default()
+        })
+        .await
+        .expect("old consumer");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let handled = seen.clone();
+    let consumer = Consumer::new(
+        js.clone(),
+        nats.clone(),
+        "test",
+        nats.subjects().all_events(),
+        fast(),
+    );
+
+    // Act
+    let running = tokio::spawn(consumer.run(move |event| {
+        let handled = handled.clone();
+        async move {
+            if let Some(Payload::CallRejected(rejected)) = event.payload {
+                handled.lock().expect("lock").push(rejected.quoted_fare_krw);
+            }
+            Ok::<(), Failure>(())
+        }
+    }));
+    publish_event(&js, &nats, 1).await;
+
+    // Assert
+    assert_eq!(wait_for(&seen, 1).await, [1]);
+    assert_eq!(consumer_info(&js, &nats).await.config.max_deliver, -1);
     running.abort();
 }

@@ -1,6 +1,6 @@
 //! query-svc configuration: defaults for a developer machine, overridden by
 //! `QUERY_*` environment variables (for example `QUERY_REDIS__URL`,
-//! `QUERY_NATS__PREFIX`, `QUERY_CONSUMER__MAX_DELIVER`).
+//! `QUERY_NATS__PREFIX`, `QUERY_CONSUMER__MAX_RETRY_DELAY_MS`).
 
 use eventbus::{NatsConfig, consumer::ConsumerConfig};
 use serde::{Deserialize, Serialize};
@@ -98,11 +98,7 @@ impl Config {
             (1..=60_000).contains(&self.read_your_writes_timeout_ms),
             "QUERY_READ_YOUR_WRITES_TIMEOUT_MS must be within 1..=60000"
         );
-        anyhow::ensure!(
-            self.consumer.max_deliver >= 1 && self.consumer.batch_size >= 1,
-            "QUERY_CONSUMER__MAX_DELIVER and QUERY_CONSUMER__BATCH_SIZE must be positive"
-        );
-        Ok(())
+        self.consumer.validate("QUERY_CONSUMER__")
     }
 }
 

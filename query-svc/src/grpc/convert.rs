@@ -1,7 +1,7 @@
 //! Request parsing: every bad field is named at once (INVALID_ARGUMENT with
 //! `google.rpc.BadRequest`), and the page token format.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Datelike as _, Duration, Utc};
 use svc_kit::validate::{InvalidArgument, Violations};
 use taxi_proto::query::v1::{
     Bucket, GetCallViewRequest, GetDashboardRequest, ListMyCallsRequest, WatchCallRequest,
@@ -14,6 +14,9 @@ const DEFAULT_PAGE_SIZE: usize = 20;
 const MAX_PAGE_SIZE: i32 = 100;
 /// Prefix of a page token, so a token is not mistaken for a bare call id.
 const PAGE_TOKEN_PREFIX: &str = "after:";
+/// The years a dashboard range may lie in: far from chrono's limits, and
+/// every bucket name has a four-digit year.
+const DASHBOARD_YEARS: std::ops::RangeInclusive<i32> = 2000..=9999;
 
 fn version(v: &mut Violations, field: &str, value: i64) -> i64 {
     if value < 0 {
@@ -89,12 +92,33 @@ fn instant(v: &mut Violations, field: &str, value: Option<&prost_types::Timestam
     }
 }
 
+/// An instant within [`DASHBOARD_YEARS`].
+fn dashboard_instant(
+    v: &mut Violations,
+    field: &str,
+    value: Option<&prost_types::Timestamp>,
+) -> Option<DateTime<Utc>> {
+    let at = instant(v, field, value)?;
+    if !DASHBOARD_YEARS.contains(&at.year()) {
+        v.add(
+            field,
+            format!(
+                "must be within the years {}..={}",
+                DASHBOARD_YEARS.start(),
+                DASHBOARD_YEARS.end()
+            ),
+        );
+        return None;
+    }
+    Some(at)
+}
+
 pub(super) fn get_dashboard(
     req: &GetDashboardRequest,
 ) -> Result<(DateTime<Utc>, DateTime<Utc>, Width), InvalidArgument> {
     let mut v = Violations::new();
-    let from = instant(&mut v, "from", req.from.as_ref());
-    let to = instant(&mut v, "to", req.to.as_ref());
+    let from = dashboard_instant(&mut v, "from", req.from.as_ref());
+    let to = dashboard_instant(&mut v, "to", req.to.as_ref());
     let width = match Bucket::try_from(req.bucket) {
         Ok(Bucket::Hour) => Some(Width::Hour),
         Ok(Bucket::Day) => Some(Width::Day),
@@ -170,7 +194,14 @@ mod tests {
 
     #[test]
     fn a_dashboard_range_must_be_ordered_bounded_and_bucketed() {
-        let ts = |seconds| Some(prost_types::Timestamp { seconds, nanos: 0 });
+        // 2030-01-01T00:00:00Z
+        let base: i64 = 1_893_456_000;
+        let ts = |seconds| {
+            Some(prost_types::Timestamp {
+                seconds: base + seconds,
+                nanos: 0,
+            })
+        };
         let day = 86_400;
         let req = |from, to, bucket: Bucket| GetDashboardRequest {
             from,
@@ -195,5 +226,47 @@ mod tests {
             fields(get_dashboard(&req(ts(0), ts(367 * day), Bucket::Day)).expect_err("long")),
             ["to"]
         );
+    }
+
+    #[test]
+    fn a_dashboard_range_outside_the_years_2000_to_9999_is_invalid() {
+        let at = |seconds| Some(prost_types::Timestamp { seconds, nanos: 0 });
+        let req = |from, to| GetDashboardRequest {
+            from,
+            to,
+            bucket: Bucket::Day.into(),
+        };
+        // chrono's last representable second, and the hour before it.
+        let max = DateTime::<Utc>::MAX_UTC.timestamp();
+        assert_eq!(
+            fields(get_dashboard(&req(at(max - 3_600), at(max))).expect_err("far future")),
+            ["from", "to"]
+        );
+        let last_second = utc_seconds(9999, 12, 31, 23, 59, 59);
+        assert_eq!(
+            fields(
+                get_dashboard(&req(at(last_second - 86_400), at(last_second + 1))).expect_err("year 10000")
+            ),
+            ["to"]
+        );
+        assert!(get_dashboard(&req(at(last_second - 86_400), at(last_second))).is_ok());
+        assert_eq!(
+            fields(
+                get_dashboard(&req(
+                    at(utc_seconds(1999, 12, 31, 0, 0, 0)),
+                    at(utc_seconds(2000, 1, 2, 0, 0, 0))
+                ))
+                .expect_err("1999")
+            ),
+            ["from"]
+        );
+    }
+
+    fn utc_seconds(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> i64 {
+        use chrono::TimeZone as _;
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, s)
+            .single()
+            .expect("valid time")
+            .timestamp()
     }
 }

@@ -1,7 +1,7 @@
 //! The dashboard's counters: their field names in a bucket hash, the bucket
 //! names, and the statistics computed from them at read time.
 
-use chrono::{DateTime, Datelike as _, Duration, DurationRound as _, Timelike as _, Utc};
+use chrono::{DateTime, Datelike as _, Duration, Timelike as _, Utc};
 use std::collections::HashMap;
 use taxi_proto::{
     common::v1::TaxiType,
@@ -87,16 +87,28 @@ impl Width {
         }
     }
 
+    /// The start of the bucket holding `at`. (Calendar fields rather than
+    /// `DurationRound`, which counts in nanoseconds and so fails after 2262.)
+    fn start_of(self, at: DateTime<Utc>) -> DateTime<Utc> {
+        let hour = match self {
+            Self::Hour => at.hour(),
+            Self::Day => 0,
+        };
+        at.date_naive()
+            .and_hms_opt(hour, 0, 0)
+            .map_or(at, |start| start.and_utc())
+    }
+
     /// The start of every bucket that overlaps `[from, to)`, oldest first.
     pub(crate) fn starts(self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<DateTime<Utc>> {
-        // Truncation only fails outside chrono's range, which the request
-        // validation already excludes.
-        let first = from.duration_trunc(self.step()).unwrap_or(from);
+        // Stepping only fails near chrono's limits, which the request
+        // validation already excludes; stop there rather than panic.
+        let first = self.start_of(from);
         let mut starts = Vec::new();
-        let mut at = first;
-        while at < to {
-            starts.push(at);
-            at += self.step();
+        let mut at = Some(first);
+        while let Some(start) = at.filter(|start| *start < to) {
+            starts.push(start);
+            at = start.checked_add_signed(self.step());
         }
         starts
     }
@@ -205,6 +217,29 @@ mod tests {
         );
         let days = Width::Day.starts(utc(2030, 1, 1, 0, 0), utc(2030, 1, 3, 0, 1));
         assert_eq!(days.len(), 3);
+    }
+
+    #[test]
+    fn buckets_after_2262_start_on_the_hour_and_day_too() {
+        let hours = Width::Hour.starts(utc(9999, 12, 31, 10, 30), utc(9999, 12, 31, 12, 15));
+        assert_eq!(
+            hours,
+            [
+                utc(9999, 12, 31, 10, 0),
+                utc(9999, 12, 31, 11, 0),
+                utc(9999, 12, 31, 12, 0)
+            ]
+        );
+        let days = Width::Day.starts(utc(9999, 12, 30, 10, 30), utc(9999, 12, 31, 0, 1));
+        assert_eq!(days, [utc(9999, 12, 30, 0, 0), utc(9999, 12, 31, 0, 0)]);
+    }
+
+    #[test]
+    fn a_range_ending_at_chronos_last_instant_does_not_overflow() {
+        let to = DateTime::<Utc>::MAX_UTC;
+        let from = to - Duration::hours(3);
+        assert_eq!(Width::Hour.starts(from, to).len(), 4);
+        assert_eq!(Width::Day.starts(from, to).len(), 1);
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub fn test_config() -> Config {
     };
     config.nats.prefix = format!("test_{}", id.simple());
     config.consumer.retry_delay_ms = 100;
-    config.consumer.max_deliver = 3;
+    config.consumer.max_retry_delay_ms = 1_000;
     config
 }
 

@@ -9,6 +9,7 @@ mod helpers;
 mod dashboard;
 mod health;
 mod ordering;
+mod outage;
 mod permissions;
 mod poison;
 mod rebuild;

@@ -139,3 +139,62 @@ async fn a_dashboard_range_that_is_missing_reversed_too_long_or_unbucketed_is_in
     assert_eq!(bad_fields(&too_long), ["to"]);
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_dashboard_range_near_the_end_of_time_is_invalid_and_the_service_keeps_serving() {
+    // Arrange: chrono's last representable second, and an hour before it.
+    let app = spawn_app().await;
+    let max = chrono::DateTime::<chrono::Utc>::MAX_UTC.timestamp();
+    let at = |seconds| Some(prost_types::Timestamp { seconds, nanos: 0 });
+    let request = |from, to| {
+        as_caller(
+            &analyst(),
+            GetDashboardRequest {
+                from,
+                to,
+                bucket: Bucket::Hour.into(),
+            },
+        )
+    };
+
+    // Act
+    let end_of_time = app
+        .client()
+        .get_dashboard(request(at(max - 3_600), at(max)))
+        .await
+        .expect_err("beyond year 9999");
+    let year_10000 = app
+        .client()
+        .get_dashboard(request(
+            Some(svc_kit::outbox::timestamp(utc(9999, 12, 31, 23, 0))),
+            Some(svc_kit::outbox::timestamp(utc(10_000, 1, 1, 1, 0))),
+        ))
+        .await
+        .expect_err("to in year 10000");
+    let before_2000 = app
+        .client()
+        .get_dashboard(request(
+            Some(svc_kit::outbox::timestamp(utc(1999, 12, 31, 23, 0))),
+            Some(svc_kit::outbox::timestamp(utc(2000, 1, 1, 1, 0))),
+        ))
+        .await
+        .expect_err("from in 1999");
+    let last_hours = app
+        .client()
+        .get_dashboard(request(
+            Some(svc_kit::outbox::timestamp(utc(9999, 12, 31, 20, 0))),
+            Some(svc_kit::outbox::timestamp(utc(9999, 12, 31, 23, 59))),
+        ))
+        .await;
+
+    // Assert
+    assert_eq!(bad_fields(&end_of_time), ["from", "to"]);
+    assert_eq!(bad_fields(&year_10000), ["to"]);
+    assert_eq!(bad_fields(&before_2000), ["from"]);
+    let buckets = last_hours
+        .expect("the last hours of 9999 are fine")
+        .into_inner()
+        .buckets;
+    assert_eq!(buckets.len(), 4);
+    app.cleanup().await;
+}

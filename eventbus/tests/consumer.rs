@@ -73,6 +73,37 @@ async fn dead_letters(js: &jetstream::Context, nats: &NatsConfig) -> Vec<String>
     reasons
 }
 
+/// Runs the durable consumer `test` over every event. A `CallRejected` is
+/// handled as `outcome(its fare)` says, and recorded by its fare once
+/// handled. Returns the fares handled, in order, and the running consumer.
+fn start_consumer(
+    js: &jetstream::Context,
+    nats: &NatsConfig,
+    config: ConsumerConfig,
+    outcome: impl Fn(i64) -> Result<(), Failure> + Send + Sync + 'static,
+) -> (Arc<Mutex<Vec<i64>>>, tokio::task::AbortHandle) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (handled, outcome) = (seen.clone(), Arc::new(outcome));
+    let consumer = Consumer::new(
+        js.clone(),
+        nats.clone(),
+        "test",
+        nats.subjects().all_events(),
+        config,
+    );
+    let running = tokio::spawn(consumer.run(move |event| {
+        let (handled, outcome) = (handled.clone(), outcome.clone());
+        async move {
+            if let Some(Payload::CallRejected(rejected)) = event.payload {
+                outcome(rejected.quoted_fare_krw)?;
+                handled.lock().expect("lock").push(rejected.quoted_fare_krw);
+            }
+            Ok(())
+        }
+    }));
+    (seen, running.abort_handle())
+}
+
 async fn wait_for(seen: &Arc<Mutex<Vec<i64>>>, n: usize) -> Vec<i64> {
     for _ in 0..400 {
         let now = seen.lock().expect("lock").clone();
@@ -90,24 +121,7 @@ async fn a_poison_message_is_dead_lettered_and_later_events_still_arrive() {
     let nats = testing::isolated();
     let js = stream::connect(&nats, "consumer-test").await.expect("nats");
     stream::ensure_streams(&js, &nats).await.expect("streams");
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let handled = seen.clone();
-    let consumer = Consumer::new(
-        js.clone(),
-        nats.clone(),
-        "test",
-        nats.subjects().all_events(),
-        fast(),
-    );
-    let running = tokio::spawn(consumer.run(move |event| {
-        let handled = handled.clone();
-        async move {
-            if let Some(Payload::CallRejected(rejected)) = event.payload {
-                handled.lock().expect("lock").push(rejected.quoted_fare_krw);
-            }
-            Ok::<(), Failure>(())
-        }
-    }));
+    let (seen, running) = start_consumer(&js, &nats, fast(), |_| Ok(()));
 
     // Act
     publish_event(&js, &nats, 1).await;
@@ -151,34 +165,19 @@ async fn an_event_that_keeps_failing_is_dead_lettered_after_max_deliver_without_
     let nats = testing::isolated();
     let js = stream::connect(&nats, "consumer-test").await.expect("nats");
     stream::ensure_streams(&js, &nats).await.expect("streams");
-    let seen = Arc::new(Mutex::new(Vec::new()));
     let attempts = Arc::new(AtomicUsize::new(0));
-    let (handled, tries) = (seen.clone(), attempts.clone());
+    let tries = attempts.clone();
     let config = ConsumerConfig {
         max_deliver: 3,
         ..fast()
     };
-    let consumer = Consumer::new(
-        js.clone(),
-        nats.clone(),
-        "test",
-        nats.subjects().all_events(),
-        config,
-    );
-    let running = tokio::spawn(consumer.run(move |event| {
-        let (handled, tries) = (handled.clone(), tries.clone());
-        async move {
-            let Some(Payload::CallRejected(rejected)) = event.payload else {
-                return Ok(());
-            };
-            if rejected.quoted_fare_krw == 13 {
-                tries.fetch_add(1, Ordering::SeqCst);
-                return Err(Failure::Retry(anyhow::anyhow!("store unreachable")));
-            }
-            handled.lock().expect("lock").push(rejected.quoted_fare_krw);
-            Ok(())
+    let (seen, running) = start_consumer(&js, &nats, config, move |fare| {
+        if fare == 13 {
+            tries.fetch_add(1, Ordering::SeqCst);
+            return Err(Failure::Retry(anyhow::anyhow!("store unreachable")));
         }
-    }));
+        Ok(())
+    });
 
     // Act
     publish_event(&js, &nats, 13).await;
@@ -210,29 +209,14 @@ async fn an_event_failing_transiently_for_a_while_is_handled_once_the_store_is_b
     let nats = testing::isolated();
     let js = stream::connect(&nats, "consumer-test").await.expect("nats");
     stream::ensure_streams(&js, &nats).await.expect("streams");
-    let seen = Arc::new(Mutex::new(Vec::new()));
     let attempts = Arc::new(AtomicUsize::new(0));
-    let (handled, tries) = (seen.clone(), attempts.clone());
-    let consumer = Consumer::new(
-        js.clone(),
-        nats.clone(),
-        "test",
-        nats.subjects().all_events(),
-        fast(),
-    );
-    let running = tokio::spawn(consumer.run(move |event| {
-        let (handled, tries) = (handled.clone(), tries.clone());
-        async move {
-            let Some(Payload::CallRejected(rejected)) = event.payload else {
-                return Ok(());
-            };
-            if rejected.quoted_fare_krw == 13 && tries.fetch_add(1, Ordering::SeqCst) < 7 {
-                return Err(Failure::Retry(anyhow::anyhow!("store unreachable")));
-            }
-            handled.lock().expect("lock").push(rejected.quoted_fare_krw);
-            Ok(())
+    let tries = attempts.clone();
+    let (seen, running) = start_consumer(&js, &nats, fast(), move |fare| {
+        if fare == 13 && tries.fetch_add(1, Ordering::SeqCst) < 7 {
+            return Err(Failure::Retry(anyhow::anyhow!("store unreachable")));
         }
-    }));
+        Ok(())
+    });
 
     // Act
     publish_event(&js, &nats, 13).await;
@@ -261,35 +245,21 @@ async fn while_a_store_is_down_the_consumer_backs_off_and_then_handles_every_eve
     for fare in 1..=40 {
         publish_event(&js, &nats, fare).await;
     }
-    let seen = Arc::new(Mutex::new(Vec::new()));
     let calls = Arc::new(AtomicUsize::new(0));
     let down = Arc::new(AtomicBool::new(true));
-    let (handled, tries, store_down) = (seen.clone(), calls.clone(), down.clone());
+    let (tries, store_down) = (calls.clone(), down.clone());
     let config = ConsumerConfig {
         retry_delay_ms: 100,
         max_retry_delay_ms: 400,
         ..Default::default()
     };
-    let consumer = Consumer::new(
-        js.clone(),
-        nats.clone(),
-        "test",
-        nats.subjects().all_events(),
-        config,
-    );
-    let running = tokio::spawn(consumer.run(move |event| {
-        let (handled, tries, store_down) = (handled.clone(), tries.clone(), store_down.clone());
-        async move {
-            tries.fetch_add(1, Ordering::SeqCst);
-            if store_down.load(Ordering::SeqCst) {
-                return Err(Failure::Retry(anyhow::anyhow!("store unreachable")));
-            }
-            if let Some(Payload::CallRejected(rejected)) = event.payload {
-                handled.lock().expect("lock").push(rejected.quoted_fare_krw);
-            }
-            Ok(())
+    let (seen, running) = start_consumer(&js, &nats, config, move |_| {
+        tries.fetch_add(1, Ordering::SeqCst);
+        if store_down.load(Ordering::SeqCst) {
+            return Err(Failure::Retry(anyhow::anyhow!("store unreachable")));
         }
-    }));
+        Ok(())
+    });
 
     // Act: the outage lasts 3 s (an upper bound on the calls only gets
     // easier to meet on a slow machine).
@@ -333,24 +303,7 @@ async fn a_poison_event_whose_dead_letter_cannot_be_published_is_kept_until_it_c
     let nats = testing::isolated();
     let js = stream::connect(&nats, "consumer-test").await.expect("nats");
     stream::ensure_streams(&js, &nats).await.expect("streams");
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let handled = seen.clone();
-    let consumer = Consumer::new(
-        js.clone(),
-        nats.clone(),
-        "test",
-        nats.subjects().all_events(),
-        fast(),
-    );
-    let running = tokio::spawn(consumer.run(move |event| {
-        let handled = handled.clone();
-        async move {
-            if let Some(Payload::CallRejected(rejected)) = event.payload {
-                handled.lock().expect("lock").push(rejected.quoted_fare_krw);
-            }
-            Ok::<(), Failure>(())
-        }
-    }));
+    let (seen, running) = start_consumer(&js, &nats, fast(), |_| Ok(()));
     publish_event(&js, &nats, 1).await;
     wait_for(&seen, 1).await;
     js.delete_stream(nats.subjects().dead_letter_stream())
@@ -410,26 +363,8 @@ async fn an_existing_durable_with_bounded_redelivery_is_updated_to_unlimited() {
         })
         .await
         .expect("old consumer");
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let handled = seen.clone();
-    let consumer = Consumer::new(
-        js.clone(),
-        nats.clone(),
-        "test",
-        nats.subjects().all_events(),
-        fast(),
-    );
-
     // Act
-    let running = tokio::spawn(consumer.run(move |event| {
-        let handled = handled.clone();
-        async move {
-            if let Some(Payload::CallRejected(rejected)) = event.payload {
-                handled.lock().expect("lock").push(rejected.quoted_fare_krw);
-            }
-            Ok::<(), Failure>(())
-        }
-    }));
+    let (seen, running) = start_consumer(&js, &nats, fast(), |_| Ok(()));
     publish_event(&js, &nats, 1).await;
 
     // Assert

@@ -8,7 +8,6 @@ use chrono::{DateTime, TimeDelta, Utc};
 use taxi_proto::{
     call::v1::{Call, CallStatus},
     dispatch::v1::DriverStatus,
-    payment::v1::{EntryKind, EntryStatus},
 };
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -65,26 +64,12 @@ async fn complete_while_payment_is_down(system: &mut TestSystem) -> (Call, Uuid)
     let (call, driver) = system.accepted_call(Uuid::new_v4()).await;
     let calls = system.call_client();
     start(&calls, driver, &call.call_id).await.expect("start");
-    system
-        .payment
-        .take()
-        .expect("payment")
-        .stop()
-        .await
-        .expect("drained");
+    system.stop_payment().await;
     let completed = complete(&calls, driver, &call.call_id, 12_000)
         .await
         .expect("the trip completes though payment is down");
     assert_eq!(completed.status(), CallStatus::Completed);
     (completed, driver)
-}
-
-fn signed(entry: &taxi_proto::payment::v1::LedgerEntry) -> i64 {
-    match (entry.kind(), entry.status()) {
-        (EntryKind::Refund, EntryStatus::Approved) => -entry.amount_krw,
-        (_, EntryStatus::Approved) => entry.amount_krw,
-        _ => 0,
-    }
 }
 
 #[tokio::test]
@@ -147,7 +132,7 @@ async fn a_failed_settlement_is_retried_with_growing_delays_until_payment_is_bac
         "the schedule is reset"
     );
     let ledger = system.ledger(&call.call_id).await;
-    let net: i64 = ledger.entries.iter().map(signed).sum();
+    let net: i64 = ledger.entries.iter().map(signed_amount).sum();
     assert_eq!(net, call.final_fare_krw, "advance + final - refunds = fare");
     assert_eq!(ledger.net_paid_krw, call.final_fare_krw);
     assert_eq!(

@@ -11,7 +11,10 @@ use taxi_proto::{
         Driver, DriverStatus, GetDriverRequest, RegisterDriverRequest, SetOnlineRequest,
         UpdateLocationRequest, dispatch_service_client::DispatchServiceClient,
     },
-    payment::v1::{ListPaymentsRequest, ListPaymentsResponse, payment_service_client::PaymentServiceClient},
+    payment::v1::{
+        EntryKind, EntryStatus, LedgerEntry, ListPaymentsRequest, ListPaymentsResponse,
+        payment_service_client::PaymentServiceClient,
+    },
     query::v1::query_service_client::QueryServiceClient,
 };
 use tonic::{Request, Status, transport::Channel};
@@ -138,6 +141,16 @@ impl TestSystem {
         self.payment = Some(RunningService::start(app.local_addr(), |stop| {
             app.run_until_stopped(stop)
         }));
+    }
+
+    /// Stops payment-svc gracefully, as a deploy or an outage would.
+    pub async fn stop_payment(&mut self) {
+        self.payment
+            .take()
+            .expect("payment-svc is running")
+            .stop()
+            .await
+            .expect("payment-svc drains");
     }
 
     /// Starts call-svc pointed at the running dispatch and payment services
@@ -346,6 +359,16 @@ impl TestSystem {
 
     pub async fn count(&self, sql: &'static str) -> i64 {
         sqlx::query_scalar(sql).fetch_one(&self.db).await.expect("count")
+    }
+}
+
+/// What a ledger entry moved from the customer: a charge counts, a refund
+/// counts against, a declined or pending entry not at all.
+pub fn signed_amount(entry: &LedgerEntry) -> i64 {
+    match (entry.kind(), entry.status()) {
+        (EntryKind::Refund, EntryStatus::Approved) => -entry.amount_krw,
+        (_, EntryStatus::Approved) => entry.amount_krw,
+        _ => 0,
     }
 }
 

@@ -16,13 +16,7 @@ async fn crash_between_assign_and_charge(system: &mut TestSystem) -> (String, Uu
     let customer = Uuid::new_v4();
     let driver = system.online_driver().await;
     let call = system.request_call(customer).await;
-    system
-        .payment
-        .take()
-        .expect("payment")
-        .stop()
-        .await
-        .expect("drained");
+    system.stop_payment().await;
 
     let unavailable = accept(&system.call_client(), driver, &call.call_id)
         .await
@@ -120,13 +114,7 @@ async fn an_accept_that_cannot_charge_until_the_call_would_have_expired_is_given
     let mut system = spawn_system_with(config).await;
     let driver = system.online_driver().await;
     let call = system.request_call(Uuid::new_v4()).await;
-    system
-        .payment
-        .take()
-        .expect("payment")
-        .stop()
-        .await
-        .expect("drained");
+    system.stop_payment().await;
     let unavailable = accept(&system.call_client(), driver, &call.call_id)
         .await
         .expect_err("payment down");

@@ -3,19 +3,11 @@
 use taxi_proto::{
     call::v1::{CallStatus, CompleteTripRequest, StartTripRequest},
     dispatch::v1::DriverStatus,
-    payment::v1::{EntryKind, EntryStatus},
+    payment::v1::EntryKind,
 };
 use uuid::Uuid;
 
 use crate::helpers::*;
-
-fn signed(entry: &taxi_proto::payment::v1::LedgerEntry) -> i64 {
-    match (entry.kind(), entry.status()) {
-        (EntryKind::Refund, EntryStatus::Approved) => -entry.amount_krw,
-        (_, EntryStatus::Approved) => entry.amount_krw,
-        _ => 0,
-    }
-}
 
 #[tokio::test]
 async fn a_whole_trip_settles_the_ledger_to_the_final_fare() {
@@ -57,7 +49,7 @@ async fn a_whole_trip_settles_the_ledger_to_the_final_fare() {
     );
 
     let ledger = system.ledger(&requested.call_id).await;
-    let net: i64 = ledger.entries.iter().map(signed).sum();
+    let net: i64 = ledger.entries.iter().map(signed_amount).sum();
     assert_eq!(net, completed.final_fare_krw, "advance + final - refunds = fare");
     assert_eq!(ledger.net_paid_krw, completed.final_fare_krw);
     assert_eq!(ledger.entries[0].kind(), EntryKind::Advance);

@@ -24,3 +24,4 @@ pub mod store;
 pub use app::App;
 pub use config::Config;
 pub use error::DispatchError;
+pub use events::offers::OFFERS_DURABLE;

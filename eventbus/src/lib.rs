@@ -8,11 +8,13 @@
 //!   sent only after JetStream acknowledged them.
 //! - [`consumer`]: durable pull consumers with explicit ack, retries with
 //!   back-off for transient failures and a dead-letter stream for poison.
+//! - [`dead_letters`]: listing a consumer's dead letters and replaying them.
 //! - `testing` (feature): isolated prefixes and a private NATS server.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod consumer;
+pub mod dead_letters;
 mod nats;
 pub mod relay;
 pub mod stream;

@@ -12,7 +12,7 @@ use async_nats::jetstream::{self, consumer::pull};
 use eventbus::{
     NatsConfig,
     consumer::{Consumer, ConsumerConfig, DEAD_LETTER_REASON, Failure},
-    stream, testing,
+    dead_letters, stream, testing,
 };
 use futures::StreamExt as _;
 use prost::Message as _;
@@ -370,5 +370,47 @@ async fn an_existing_durable_with_bounded_redelivery_is_updated_to_unlimited() {
     // Assert
     assert_eq!(wait_for(&seen, 1).await, [1]);
     assert_eq!(consumer_info(&js, &nats).await.config.max_deliver, -1);
+    running.abort();
+}
+
+#[tokio::test]
+async fn dead_letters_are_listed_and_once_replayed_are_handled_and_gone() {
+    // Arrange: a handler that cannot take events with fare 13 until it is fixed.
+    let nats = testing::isolated();
+    let js = stream::connect(&nats, "consumer-test").await.expect("nats");
+    stream::ensure_streams(&js, &nats).await.expect("streams");
+    let broken = Arc::new(AtomicBool::new(true));
+    let still_broken = broken.clone();
+    let (seen, running) = start_consumer(&js, &nats, fast(), move |fare| {
+        if fare == 13 && still_broken.load(Ordering::SeqCst) {
+            return Err(Failure::Poison(anyhow::anyhow!("cannot take 13")));
+        }
+        Ok(())
+    });
+    publish_event(&js, &nats, 13).await;
+    publish_event(&js, &nats, 2).await;
+    assert_eq!(wait_for(&seen, 1).await, [2]);
+    let mut listed = dead_letters::list(&js, &nats, "test").await.expect("list");
+    for _ in 0..100 {
+        if !listed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        listed = dead_letters::list(&js, &nats, "test").await.expect("list");
+    }
+
+    // Act
+    broken.store(false, Ordering::SeqCst);
+    let replayed = dead_letters::replay(&js, &nats, "test").await.expect("replay");
+    let handled = wait_for(&seen, 2).await;
+    let left = dead_letters::list(&js, &nats, "test").await.expect("list");
+
+    // Assert
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(listed[0].reason.contains("cannot take 13"), "{listed:?}");
+    assert!(listed[0].subject.contains("call.rejected"), "{listed:?}");
+    assert_eq!(replayed, 1);
+    assert_eq!(handled, [2, 13], "the replayed event is handled");
+    assert!(left.is_empty(), "replayed dead letters are removed: {left:?}");
     running.abort();
 }

@@ -1,5 +1,6 @@
 //! `query-svc` serves the read models; `query-svc rebuild` rebuilds them from
-//! the event stream and exits.
+//! the event stream and exits; `query-svc dead-letters [list|replay]` lists or
+//! replays the events the projector gave up on.
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -16,6 +17,14 @@ async fn main() -> anyhow::Result<()> {
             println!("{report:#?}");
             Ok(())
         }
-        Some(other) => anyhow::bail!("unknown command {other:?}; usage: query-svc [rebuild]"),
+        Some("dead-letters") => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            eventbus::dead_letters::command(&config.nats, query_svc::PROJECTOR_DURABLE, &args).await
+        }
+        Some(other) => {
+            anyhow::bail!(
+                "unknown command {other:?}; usage: query-svc [rebuild | dead-letters [list|replay]]"
+            )
+        }
     }
 }

@@ -16,6 +16,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::stream::{self, StreamExt as _};
 use sqlx::PgPool;
 use svc_kit::{breaker::CircuitBreaker, geo::GeoPoint, identity::Caller, identity::service_request, outbox};
 use taxi_proto::{
@@ -45,6 +46,10 @@ const SERVICE_NAME: &str = "call-svc";
 
 /// How many rows one sweep takes of each kind.
 const SWEEP_BATCH: i64 = 100;
+
+/// Calls one sweep works on at once: a backend that hangs until its deadline
+/// then holds up a few calls, not the whole round.
+const SWEEP_CONCURRENCY: usize = 4;
 
 /// Retries of owed effects after which every further failure is logged as an
 /// error: someone should look, though the retries go on (money must settle).
@@ -511,23 +516,35 @@ impl Calls {
         let now = svc_kit::clock::now();
         self.expire(now).await?;
         let stale = now - chrono::Duration::milliseconds(i64::try_from(self.saga.stale_after_ms)?);
-        for call in store::claims_older_than(&self.pool, stale, SWEEP_BATCH).await? {
-            if store::take_claim_lease(&self.pool, &call, svc_kit::clock::now()).await? {
-                self.recover_claim(call).await;
-            }
-        }
+        let claims = store::claims_older_than(&self.pool, stale, SWEEP_BATCH).await?;
+        stream::iter(claims)
+            .for_each_concurrent(SWEEP_CONCURRENCY, |call| async move {
+                match store::take_claim_lease(&self.pool, &call, svc_kit::clock::now()).await {
+                    Ok(true) => self.recover_claim(call).await,
+                    Ok(false) => {}
+                    Err(error) => {
+                        tracing::warn!(call_id = %call.id, error = ?error, "cannot lease the claim")
+                    }
+                }
+            })
+            .await;
         // A lease lasts as long as any saga step may run before it counts as
         // crashed, so a slow attempt is not joined by another replica's.
         let lease = chrono::Duration::milliseconds(i64::try_from(self.saga.stale_after_ms)?);
-        for call_id in store::effects_due(&self.pool, now, stale, SWEEP_BATCH).await? {
-            let now = svc_kit::clock::now();
-            if let Some(leased) =
-                store::take_effects_lease(&self.pool, call_id, now, stale, now + lease).await?
-            {
-                self.attempt_effects(call_id, leased.effects, leased.attempts)
-                    .await;
-            }
-        }
+        let due = store::effects_due(&self.pool, now, stale, SWEEP_BATCH).await?;
+        stream::iter(due)
+            .for_each_concurrent(SWEEP_CONCURRENCY, |call_id| async move {
+                let now = svc_kit::clock::now();
+                match store::take_effects_lease(&self.pool, call_id, now, stale, now + lease).await {
+                    Ok(Some(leased)) => {
+                        self.attempt_effects(call_id, leased.effects, leased.attempts)
+                            .await;
+                    }
+                    Ok(None) => {}
+                    Err(error) => tracing::warn!(%call_id, error = ?error, "cannot lease the owed effects"),
+                }
+            })
+            .await;
         Ok(())
     }
 

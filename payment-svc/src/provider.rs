@@ -43,12 +43,18 @@ pub const DECLINED_TOKEN: &str = "tok_decline";
 /// Card token for which the simulated provider is unreachable (callers get
 /// UNAVAILABLE and the entry stays PENDING).
 pub const UNAVAILABLE_TOKEN: &str = "tok_unavailable";
+/// Prefix of card tokens with a limit per charge: `tok_limit_20000` declines
+/// any single charge above 20,000 KRW ("over the card's limit"), so a trip
+/// whose final charge is far above its advance can be declined at settlement.
+pub const LIMIT_TOKEN_PREFIX: &str = "tok_limit_";
 
 /// A provider that needs no network. The rule, so tests and demos can drive
 /// every path:
 ///
 /// - a charge to `tok_decline` is declined with reason "card declined";
 /// - a charge to `tok_unavailable` fails with [`ProviderError`];
+/// - a charge to `tok_limit_<KRW>` above that many KRW is declined with
+///   reason "over the card's limit";
 /// - every other charge, and every refund, is approved.
 ///
 /// References are derived from the idempotency key, so repeating a key gives
@@ -60,15 +66,21 @@ impl PaymentProvider for SimulatedProvider {
     fn charge<'a>(
         &'a self,
         token: &'a str,
-        _amount_krw: i64,
+        amount_krw: i64,
         idempotency_key: &'a str,
     ) -> ProviderFuture<'a> {
         Box::pin(async move {
+            let limit = token
+                .strip_prefix(LIMIT_TOKEN_PREFIX)
+                .and_then(|limit| limit.parse::<i64>().ok());
             match token {
                 DECLINED_TOKEN => Ok(Outcome::Declined {
                     reason: "card declined".into(),
                 }),
                 UNAVAILABLE_TOKEN => Err(ProviderError("simulated outage".into())),
+                _ if limit.is_some_and(|limit| amount_krw > limit) => Ok(Outcome::Declined {
+                    reason: "over the card's limit".into(),
+                }),
                 _ => Ok(Outcome::Approved {
                     reference: format!("sim_ch_{idempotency_key}"),
                 }),
@@ -113,6 +125,16 @@ mod tests {
             }
         );
         assert!(provider.charge(UNAVAILABLE_TOKEN, 1_000, "k3").await.is_err());
+        assert!(matches!(
+            provider.charge("tok_limit_5000", 5_000, "k5").await,
+            Ok(Outcome::Approved { .. })
+        ));
+        assert_eq!(
+            provider.charge("tok_limit_5000", 5_001, "k6").await.expect("reachable"),
+            Outcome::Declined {
+                reason: "over the card's limit".into()
+            }
+        );
         assert!(matches!(
             provider.refund(Uuid::new_v4(), 1_000, "k4").await,
             Ok(Outcome::Approved { .. })

@@ -8,6 +8,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use taxi_proto::{
     call::v1::{Call, CallStatus},
     dispatch::v1::DriverStatus,
+    payment::v1::{EntryKind, EntryStatus},
 };
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -178,4 +179,54 @@ async fn racing_sweeps_of_two_replicas_attempt_owed_effects_once_per_lease() {
         "the next sweep leaves the effects to their back-off"
     );
     assert!(later.owed);
+}
+
+#[tokio::test]
+async fn a_declined_final_charge_stays_owed_while_the_trip_completes_and_the_driver_is_free() {
+    // Arrange: a card that takes no single charge above 20,000 KRW pays the
+    // advance (about 11,600 KRW), then a 100 km trip.
+    let mut config = test_call_config();
+    config.saga.effect_retry_base_ms = 100;
+    config.saga.effect_retry_max_ms = 200;
+    let system = spawn_system_with(config).await;
+    let driver = system.online_driver().await;
+    let call = system
+        .request_call_paying(Uuid::new_v4(), "tok_limit_20000")
+        .await;
+    let calls = system.call_client();
+    accept(&calls, driver, &call.call_id)
+        .await
+        .expect("advance approved");
+    start(&calls, driver, &call.call_id).await.expect("start");
+
+    // Act
+    let completed = complete(&calls, driver, &call.call_id, 100_000)
+        .await
+        .expect("the trip completes whatever the card says");
+    let retried = wait_for_schedule(&system, &call.call_id, Duration::from_secs(30), |s| {
+        s.attempts >= 2
+    })
+    .await;
+
+    // Assert
+    assert_eq!(completed.status(), CallStatus::Completed);
+    assert!(retried.owed, "the settlement is still owed");
+    assert_eq!(
+        system.wait_for_driver(driver, DriverStatus::Available).await,
+        DriverStatus::Available,
+        "the driver is free though the customer still owes"
+    );
+    let ledger = system.ledger(&call.call_id).await;
+    assert!(
+        ledger
+            .entries
+            .iter()
+            .any(|entry| entry.kind() == EntryKind::FinalCharge && entry.status() == EntryStatus::Declined),
+        "the declined final charge is in the ledger: {ledger:?}"
+    );
+    assert_eq!(
+        ledger.net_paid_krw, call.quoted_fare_krw,
+        "only the advance was paid"
+    );
+    assert!(completed.final_fare_krw > call.quoted_fare_krw + 20_000);
 }

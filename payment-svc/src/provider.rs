@@ -63,12 +63,7 @@ pub const LIMIT_TOKEN_PREFIX: &str = "tok_limit_";
 pub struct SimulatedProvider;
 
 impl PaymentProvider for SimulatedProvider {
-    fn charge<'a>(
-        &'a self,
-        token: &'a str,
-        amount_krw: i64,
-        idempotency_key: &'a str,
-    ) -> ProviderFuture<'a> {
+    fn charge<'a>(&'a self, token: &'a str, amount_krw: i64, idempotency_key: &'a str) -> ProviderFuture<'a> {
         Box::pin(async move {
             let limit = token
                 .strip_prefix(LIMIT_TOKEN_PREFIX)
@@ -130,7 +125,10 @@ mod tests {
             Ok(Outcome::Approved { .. })
         ));
         assert_eq!(
-            provider.charge("tok_limit_5000", 5_001, "k6").await.expect("reachable"),
+            provider
+                .charge("tok_limit_5000", 5_001, "k6")
+                .await
+                .expect("reachable"),
             Outcome::Declined {
                 reason: "over the card's limit".into()
             }

@@ -515,7 +515,9 @@ impl Calls {
     pub async fn sweep(&self) -> anyhow::Result<()> {
         let now = svc_kit::clock::now();
         self.expire(now).await?;
-        let stale = now - chrono::Duration::milliseconds(i64::try_from(self.saga.stale_after_ms)?);
+        // How long a saga step may run before it counts as crashed.
+        let stale_after = chrono::Duration::milliseconds(i64::try_from(self.saga.stale_after_ms)?);
+        let stale = now - stale_after;
         let claims = store::claims_older_than(&self.pool, stale, SWEEP_BATCH).await?;
         stream::iter(claims)
             .for_each_concurrent(SWEEP_CONCURRENCY, |call| async move {
@@ -528,14 +530,13 @@ impl Calls {
                 }
             })
             .await;
-        // A lease lasts as long as any saga step may run before it counts as
-        // crashed, so a slow attempt is not joined by another replica's.
-        let lease = chrono::Duration::milliseconds(i64::try_from(self.saga.stale_after_ms)?);
+        // A lease lasts as long as a saga step may run, so a slow attempt is
+        // not joined by another replica's.
         let due = store::effects_due(&self.pool, now, stale, SWEEP_BATCH).await?;
         stream::iter(due)
             .for_each_concurrent(SWEEP_CONCURRENCY, |call_id| async move {
                 let now = svc_kit::clock::now();
-                match store::take_effects_lease(&self.pool, call_id, now, stale, now + lease).await {
+                match store::take_effects_lease(&self.pool, call_id, now, stale, now + stale_after).await {
                     Ok(Some(leased)) => {
                         self.attempt_effects(call_id, leased.effects, leased.attempts)
                             .await;

@@ -430,18 +430,13 @@ pub async fn clear_done_effects(pool: &PgPool, id: Uuid, done: Effects) -> anyho
         return Ok(());
     }
     sqlx::query(
-        "WITH remaining AS (
-             SELECT call_id,
-                    CASE WHEN effect_settle_krw = $2 THEN NULL ELSE effect_settle_krw END AS settle,
-                    CASE WHEN effect_release_driver = $3 THEN NULL ELSE effect_release_driver END AS release
-             FROM calls WHERE call_id = $1 FOR UPDATE
-         )
-         UPDATE calls SET effect_settle_krw = remaining.settle, effect_release_driver = remaining.release,
-             effect_attempts = CASE WHEN remaining.settle IS NULL AND remaining.release IS NULL
-                 THEN 0 ELSE effect_attempts END,
-             effect_next_at = CASE WHEN remaining.settle IS NULL AND remaining.release IS NULL
-                 THEN NULL ELSE effect_next_at END
-         FROM remaining WHERE calls.call_id = remaining.call_id",
+        "UPDATE calls SET effect_settle_krw = NULLIF(effect_settle_krw, $2),
+             effect_release_driver = NULLIF(effect_release_driver, $3),
+             effect_attempts = CASE WHEN NULLIF(effect_settle_krw, $2) IS NULL
+                 AND NULLIF(effect_release_driver, $3) IS NULL THEN 0 ELSE effect_attempts END,
+             effect_next_at = CASE WHEN NULLIF(effect_settle_krw, $2) IS NULL
+                 AND NULLIF(effect_release_driver, $3) IS NULL THEN NULL ELSE effect_next_at END
+         WHERE call_id = $1",
     )
     .bind(id)
     .bind(done.settle_krw)

@@ -32,11 +32,7 @@ impl RateLimiter {
     /// Takes a token for `subject`, or says no.
     pub fn allow(&self, subject: &str) -> bool {
         let now = Instant::now();
-        // A poisoned lock only means a panic elsewhere; the map is still valid.
-        let mut buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut buckets = lock(&self.buckets);
         if buckets.len() > 100_000 {
             // Forget idle subjects (full buckets) so the map stays bounded.
             let (rate, burst) = (self.rate, self.burst);
@@ -67,11 +63,6 @@ pub struct StreamLimiter {
 pub struct StreamPermit {
     subject: String,
     open: Arc<Mutex<HashMap<String, usize>>>,
-}
-
-fn lock(open: &Mutex<HashMap<String, usize>>) -> MutexGuard<'_, HashMap<String, usize>> {
-    // A poisoned lock only means a panic elsewhere; the counts are still valid.
-    open.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl StreamLimiter {
@@ -108,6 +99,12 @@ impl Drop for StreamPermit {
             }
         }
     }
+}
+
+/// Locks a limiter's map. A poisoned lock only means a panic elsewhere; the
+/// map is still valid.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Turns tower's `Overloaded` (from `LoadShed` in front of the concurrency

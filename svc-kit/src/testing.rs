@@ -63,6 +63,87 @@ pub fn restartable_port() -> u16 {
     }
 }
 
+/// A server process of a test's own (nats-server, redis-server) on a
+/// [`restartable_port`], that the test can stop, as an outage would, and
+/// start again on the same port. Its log goes to a file of its own, quoted
+/// when the server exits at start-up. Killed, and its log removed, on drop.
+pub struct ServerProcess {
+    program: &'static str,
+    args: Vec<std::ffi::OsString>,
+    port: u16,
+    log: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl ServerProcess {
+    /// Starts `program` with the arguments `args(port, log file)` gives and
+    /// waits until it accepts connections on that port.
+    pub async fn start(
+        program: &'static str,
+        args: impl FnOnce(u16, &std::path::Path) -> Vec<std::ffi::OsString>,
+    ) -> anyhow::Result<Self> {
+        let port = restartable_port();
+        let log = std::env::temp_dir().join(format!("taxi-{program}-{}.log", Uuid::new_v4().simple()));
+        let mut server = Self {
+            program,
+            args: args(port, &log),
+            port,
+            log,
+            child: None,
+        };
+        server.resume().await?;
+        Ok(server)
+    }
+
+    /// The loopback port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the server; [`Self::resume`] starts it again.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on its port and waits (up to 10 s) until it
+    /// accepts connections.
+    pub async fn resume(&mut self) -> anyhow::Result<()> {
+        let mut child = std::process::Command::new(self.program)
+            .args(&self.args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {} (apt-get install {0})", self.program))?;
+        for _ in 0..200 {
+            if let Some(exit) = child.try_wait()? {
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                anyhow::bail!("{} on port {} exited ({exit}):\n{log}", self.program, self.port);
+            }
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                self.child = Some(child);
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        anyhow::bail!("{} did not start on port {} within 10 s", self.program, self.port)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
 /// Routes `tracing` output to the test harness when `TEST_LOG` is set.
 pub fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {

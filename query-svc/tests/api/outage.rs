@@ -2,13 +2,10 @@
 //! projector retries an event for as long as Redis is down (far past the
 //! consumer's old delivery limit) and never dead-letters it.
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{ffi::OsString, time::Duration};
 
 use futures::StreamExt as _;
-use svc_kit::identity::Caller;
+use svc_kit::{identity::Caller, testing::ServerProcess};
 use taxi_proto::{call::v1::CallStatus, query::v1::Bucket};
 use uuid::Uuid;
 
@@ -16,72 +13,35 @@ use crate::helpers::{Trip, spawn_app_with, test_config, utc};
 
 /// A `redis-server` of the test's own, without persistence, that can be
 /// stopped and started again on the same port.
-struct RedisServer {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    async fn start() -> Self {
-        let mut server = Self {
-            port: svc_kit::testing::restartable_port(),
-            child: None,
-        };
-        server.resume().await;
-        server
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    async fn resume(&mut self) {
-        let mut child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        for _ in 0..400 {
-            if let Some(exit) = child.try_wait().expect("redis-server status") {
-                panic!("redis-server on port {} exited: {exit}", self.port);
-            }
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
-                self.child = Some(child);
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("redis-server did not start on port {} within 20 s", self.port);
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
+async fn redis_server() -> ServerProcess {
+    ServerProcess::start("redis-server", |port, log| {
+        let port = port.to_string();
+        let mut args: Vec<OsString> = [
+            "--port",
+            &port,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        .map(OsString::from)
+        .into();
+        args.extend(["--logfile".into(), log.into()]);
+        args
+    })
+    .await
+    .expect("redis-server")
 }
 
 #[tokio::test]
 async fn an_event_projected_while_redis_is_down_is_retried_until_it_is_back_and_never_dead_lettered() {
     // Arrange: query-svc on a Redis of its own; a short ack wait makes each
     // delivery's own retries short (a third of it).
-    let mut redis = RedisServer::start().await;
+    let mut redis = redis_server().await;
     let mut config = test_config();
-    config.redis.url = redis.url();
+    config.redis.url = format!("redis://127.0.0.1:{}", redis.port());
     config.consumer.ack_wait_ms = 1_500;
     config.consumer.retry_delay_ms = 100;
     config.consumer.max_retry_delay_ms = 300;
@@ -111,7 +71,7 @@ async fn an_event_projected_while_redis_is_down_is_retried_until_it_is_back_and_
     })
     .await;
     assert!(failed.is_ok(), "6 failed deliveries within 60 s");
-    redis.resume().await;
+    redis.resume().await.expect("redis-server again");
     app.publish_all(&trip.events[1..]).await;
     app.caught_up().await;
 

@@ -19,6 +19,14 @@ use prost::Message as _;
 use taxi_proto::events::v1::{CallRejected, event_envelope::Payload};
 use uuid::Uuid;
 
+/// A prefix of the test's own on the shared NATS server, with its streams.
+async fn isolated_bus() -> (NatsConfig, jetstream::Context) {
+    let nats = testing::isolated();
+    let js = stream::connect(&nats, "consumer-test").await.expect("nats");
+    stream::ensure_streams(&js, &nats).await.expect("streams");
+    (nats, js)
+}
+
 async fn publish_event(js: &jetstream::Context, nats: &NatsConfig, quoted_fare_krw: i64) {
     let id = Uuid::new_v4();
     let payload = Payload::CallRejected(CallRejected {
@@ -118,9 +126,7 @@ async fn wait_for(seen: &Arc<Mutex<Vec<i64>>>, n: usize) -> Vec<i64> {
 #[tokio::test]
 async fn a_poison_message_is_dead_lettered_and_later_events_still_arrive() {
     // Arrange
-    let nats = testing::isolated();
-    let js = stream::connect(&nats, "consumer-test").await.expect("nats");
-    stream::ensure_streams(&js, &nats).await.expect("streams");
+    let (nats, js) = isolated_bus().await;
     let (seen, running) = start_consumer(&js, &nats, fast(), |_| Ok(()));
 
     // Act
@@ -162,9 +168,7 @@ async fn consumer_info(js: &jetstream::Context, nats: &NatsConfig) -> jetstream:
 #[tokio::test]
 async fn an_event_that_keeps_failing_is_dead_lettered_after_max_deliver_without_blocking_others() {
     // Arrange: events with fare 13 always fail; 3 deliveries at most.
-    let nats = testing::isolated();
-    let js = stream::connect(&nats, "consumer-test").await.expect("nats");
-    stream::ensure_streams(&js, &nats).await.expect("streams");
+    let (nats, js) = isolated_bus().await;
     let attempts = Arc::new(AtomicUsize::new(0));
     let tries = attempts.clone();
     let config = ConsumerConfig {
@@ -206,9 +210,7 @@ async fn an_event_that_keeps_failing_is_dead_lettered_after_max_deliver_without_
 #[tokio::test]
 async fn an_event_failing_transiently_for_a_while_is_handled_once_the_store_is_back() {
     // Arrange: the event with fare 13 fails 7 times, then succeeds.
-    let nats = testing::isolated();
-    let js = stream::connect(&nats, "consumer-test").await.expect("nats");
-    stream::ensure_streams(&js, &nats).await.expect("streams");
+    let (nats, js) = isolated_bus().await;
     let attempts = Arc::new(AtomicUsize::new(0));
     let tries = attempts.clone();
     let (seen, running) = start_consumer(&js, &nats, fast(), move |fare| {
@@ -239,9 +241,7 @@ async fn an_event_failing_transiently_for_a_while_is_handled_once_the_store_is_b
 #[tokio::test]
 async fn while_a_store_is_down_the_consumer_backs_off_and_then_handles_every_event_without_dead_letters() {
     // Arrange: 40 events wait while the store is down.
-    let nats = testing::isolated();
-    let js = stream::connect(&nats, "consumer-test").await.expect("nats");
-    stream::ensure_streams(&js, &nats).await.expect("streams");
+    let (nats, js) = isolated_bus().await;
     for fare in 1..=40 {
         publish_event(&js, &nats, fare).await;
     }
@@ -300,9 +300,7 @@ async fn while_a_store_is_down_the_consumer_backs_off_and_then_handles_every_eve
 #[tokio::test]
 async fn a_poison_event_whose_dead_letter_cannot_be_published_is_kept_until_it_can() {
     // Arrange: the consumer is running; then the dead-letter stream goes.
-    let nats = testing::isolated();
-    let js = stream::connect(&nats, "consumer-test").await.expect("nats");
-    stream::ensure_streams(&js, &nats).await.expect("streams");
+    let (nats, js) = isolated_bus().await;
     let (seen, running) = start_consumer(&js, &nats, fast(), |_| Ok(()));
     publish_event(&js, &nats, 1).await;
     wait_for(&seen, 1).await;
@@ -347,9 +345,7 @@ async fn a_poison_event_whose_dead_letter_cannot_be_published_is_kept_until_it_c
 #[tokio::test]
 async fn an_existing_durable_with_bounded_redelivery_is_updated_to_unlimited() {
     // Arrange: the durable as an older version created it.
-    let nats = testing::isolated();
-    let js = stream::connect(&nats, "consumer-test").await.expect("nats");
-    stream::ensure_streams(&js, &nats).await.expect("streams");
+    let (nats, js) = isolated_bus().await;
     js.get_stream(nats.subjects().stream())
         .await
         .expect("stream")
@@ -376,9 +372,7 @@ async fn an_existing_durable_with_bounded_redelivery_is_updated_to_unlimited() {
 #[tokio::test]
 async fn dead_letters_are_listed_and_once_replayed_are_handled_and_gone() {
     // Arrange: a handler that cannot take events with fare 13 until it is fixed.
-    let nats = testing::isolated();
-    let js = stream::connect(&nats, "consumer-test").await.expect("nats");
-    stream::ensure_streams(&js, &nats).await.expect("streams");
+    let (nats, js) = isolated_bus().await;
     let broken = Arc::new(AtomicBool::new(true));
     let still_broken = broken.clone();
     let (seen, running) = start_consumer(&js, &nats, fast(), move |fare| {

@@ -49,15 +49,28 @@ pub async fn list(
     nats: &NatsConfig,
     consumer: &str,
 ) -> anyhow::Result<Vec<DeadLetter>> {
-    let subjects = nats.subjects();
-    let stream = js
-        .get_stream(subjects.dead_letter_stream())
+    read(&dead_letter_stream(js, nats).await?, nats, consumer).await
+}
+
+async fn dead_letter_stream(
+    js: &jetstream::Context,
+    nats: &NatsConfig,
+) -> anyhow::Result<jetstream::stream::Stream> {
+    let name = nats.subjects().dead_letter_stream();
+    js.get_stream(&name)
         .await
-        .with_context(|| format!("no dead-letter stream {}", subjects.dead_letter_stream()))?;
-    // An ephemeral reader that acknowledges nothing, so listing changes nothing.
+        .with_context(|| format!("no dead-letter stream {name}"))
+}
+
+async fn read(
+    stream: &jetstream::stream::Stream,
+    nats: &NatsConfig,
+    consumer: &str,
+) -> anyhow::Result<Vec<DeadLetter>> {
+    // An ephemeral reader that acknowledges nothing, so reading changes nothing.
     let reader: jetstream::consumer::PullConsumer = stream
         .create_consumer(pull::Config {
-            filter_subject: subjects.dead_letter(consumer),
+            filter_subject: nats.subjects().dead_letter(consumer),
             ack_policy: jetstream::consumer::AckPolicy::None,
             inactive_threshold: Duration::from_secs(60),
             ..Default::default()
@@ -88,8 +101,8 @@ pub async fn list(
 /// removing each once JetStream has it; returns how many were replayed.
 pub async fn replay(js: &jetstream::Context, nats: &NatsConfig, consumer: &str) -> anyhow::Result<usize> {
     let subjects = nats.subjects();
-    let stream = js.get_stream(subjects.dead_letter_stream()).await?;
-    let letters = list(js, nats, consumer).await?;
+    let stream = dead_letter_stream(js, nats).await?;
+    let letters = read(&stream, nats, consumer).await?;
     for letter in &letters {
         let mut headers = HeaderMap::new();
         // Not the event's own id: JetStream may still remember that one and

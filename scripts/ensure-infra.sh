@@ -56,23 +56,25 @@ ensure_postgres() {
   psql -h 127.0.0.1 -U postgres -d postgres -Atqc 'SELECT 1' >/dev/null
 }
 
+# The servers' binaries are needed even when a server already listens: tests
+# of outages start redis-server and nats-server processes of their own.
 ensure_redis() {
-  if port_open 6379; then return; fi
   if ! command -v redis-server >/dev/null; then
     echo "installing Redis"
     apt_install redis-server
   fi
+  if port_open 6379; then return; fi
   echo "starting Redis"
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no >/dev/null
   wait_for_port 6379 Redis
 }
 
 ensure_nats() {
-  if port_open 4222; then return; fi
   if ! command -v nats-server >/dev/null; then
     echo "installing NATS"
     apt_install nats-server
   fi
+  if port_open 4222; then return; fi
   echo "starting NATS with JetStream"
   local store=${NATS_STORE_DIR:-/var/lib/nats-server}
   $SUDO mkdir -p "$store"

@@ -1,4 +1,5 @@
--- The Call aggregate, its saga bookkeeping, and the outbox (schema `call`).
+-- The Call aggregate and its saga bookkeeping (schema `call`; the outbox is
+-- the outbox crate's migration).
 
 CREATE TABLE calls (
     call_id                UUID PRIMARY KEY,
@@ -43,17 +44,3 @@ CREATE INDEX calls_claimed ON calls (claim_since)
     WHERE claim_driver_id IS NOT NULL;
 CREATE INDEX calls_effects_owed ON calls (updated_at)
     WHERE effect_settle_krw IS NOT NULL OR effect_release_driver IS NOT NULL;
-
-CREATE TABLE outbox (
-    seq               BIGSERIAL PRIMARY KEY,
-    event_id          UUID NOT NULL UNIQUE,
-    aggregate_type    TEXT NOT NULL,
-    aggregate_id      UUID NOT NULL,
-    aggregate_version BIGINT NOT NULL,
-    event_type        TEXT NOT NULL,
-    payload           BYTEA NOT NULL,
-    created_at        TIMESTAMPTZ NOT NULL DEFAULT now(),
-    published_at      TIMESTAMPTZ
-);
-
-CREATE INDEX outbox_unpublished ON outbox (seq) WHERE published_at IS NULL;

@@ -2,7 +2,8 @@
 //! `CALL_*` environment variables (for example `CALL_DATABASE__URL`,
 //! `CALL_SAGA__EXPIRE_AFTER_MS`).
 
-use eventbus::{NatsConfig, relay::RelayConfig};
+use eventbus::NatsConfig;
+use outbox::RelayConfig;
 use serde::{Deserialize, Serialize};
 use svc_kit::{db::DatabaseConfig, grpc::ClientConfig, telemetry::LogConfig};
 

@@ -3,7 +3,6 @@
 //! with a newer one without replaying history.
 
 use chrono::{DateTime, Utc};
-use svc_kit::outbox;
 use taxi_proto::events::v1::{
     CallAccepted, CallCanceled, CallRejected, CallRequested, CallSnapshot, EventEnvelope, TripCompleted,
     TripStarted, event_envelope::Payload,
@@ -11,8 +10,6 @@ use taxi_proto::events::v1::{
 use uuid::Uuid;
 
 use crate::domain::{Call, CallRequest, CallStatus, CancelReason, Quote};
-
-const AGGREGATE: &str = "call";
 
 /// The event recording the transition that brought `call` to its status.
 pub fn transition(call: &Call, at: DateTime<Utc>) -> EventEnvelope {
@@ -24,7 +21,7 @@ pub fn transition(call: &Call, at: DateTime<Utc>) -> EventEnvelope {
         CallStatus::Completed => Payload::TripCompleted(TripCompleted { call: snapshot }),
         CallStatus::Canceled => Payload::CallCanceled(CallCanceled { call: snapshot }),
     };
-    outbox::envelope(AGGREGATE, call.id, call.version, at, payload)
+    outbox::envelope(call.id, call.version, at, payload)
 }
 
 /// No taxi was available: the demand is recorded though no call exists.
@@ -37,11 +34,11 @@ pub fn rejected(id: Uuid, request: &CallRequest, quote: Quote, at: DateTime<Utc>
         dropoff: Some(request.dropoff.to_proto()),
         quoted_fare_krw: quote.fare_krw,
     });
-    outbox::envelope(AGGREGATE, id, 1, at, payload)
+    outbox::envelope(id, 1, at, payload)
 }
 
 fn snapshot(call: &Call) -> CallSnapshot {
-    let ts = |at: Option<DateTime<Utc>>| at.map(outbox::timestamp);
+    let ts = |at: Option<DateTime<Utc>>| at.map(svc_kit::clock::to_proto);
     CallSnapshot {
         call_id: call.id.to_string(),
         customer_id: call.customer_id.to_string(),
@@ -62,7 +59,7 @@ fn snapshot(call: &Call) -> CallSnapshot {
         cancel_fee_krw: call.cancel_fee_krw,
         availability_unchecked: call.availability_unchecked,
         version: call.version,
-        requested_at: Some(outbox::timestamp(call.requested_at)),
+        requested_at: Some(svc_kit::clock::to_proto(call.requested_at)),
         accepted_at: ts(call.accepted_at),
         started_at: ts(call.started_at),
         completed_at: ts(call.completed_at),

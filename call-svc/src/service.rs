@@ -18,7 +18,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt as _};
 use sqlx::PgPool;
-use svc_kit::{breaker::CircuitBreaker, geo::GeoPoint, identity::Caller, identity::service_request, outbox};
+use svc_kit::{breaker::CircuitBreaker, geo::GeoPoint, identity::Caller, identity::service_request};
 use taxi_proto::{
     common::v1::TaxiType,
     dispatch::v1::{

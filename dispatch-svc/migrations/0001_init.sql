@@ -1,4 +1,5 @@
--- Drivers, their assignments to calls, and the outbox (schema `dispatch`).
+-- Drivers and their assignments to calls (schema `dispatch`; the outbox is
+-- the outbox crate's migration).
 
 CREATE TABLE drivers (
     driver_id           UUID PRIMARY KEY,
@@ -35,17 +36,3 @@ CREATE TABLE assignments (
 );
 
 CREATE INDEX assignments_driver_idx ON assignments (driver_id);
-
-CREATE TABLE outbox (
-    seq               BIGSERIAL PRIMARY KEY,
-    event_id          UUID NOT NULL UNIQUE,
-    aggregate_type    TEXT NOT NULL,
-    aggregate_id      UUID NOT NULL,
-    aggregate_version BIGINT NOT NULL,
-    event_type        TEXT NOT NULL,
-    payload           BYTEA NOT NULL,
-    created_at        TIMESTAMPTZ NOT NULL DEFAULT now(),
-    published_at      TIMESTAMPTZ
-);
-
-CREATE INDEX outbox_unpublished_idx ON outbox (seq) WHERE published_at IS NULL;

@@ -7,7 +7,8 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 
 use anyhow::Context as _;
 use async_nats::jetstream;
-use eventbus::{consumer::Consumer, relay::Relay};
+use eventbus::consumer::Consumer;
+use outbox::Relay;
 use sqlx::PgPool;
 use taxi_proto::dispatch::v1::dispatch_service_server::{DispatchServiceServer, SERVICE_NAME};
 use tokio::{net::TcpListener, sync::watch};
@@ -44,6 +45,7 @@ impl App {
             .with_context(|| format!("cannot bind {}", config.listen_addr))?;
         let local_addr = listener.local_addr()?;
         let pool = svc_kit::db::connect(&config.database, store::SCHEMA, &store::MIGRATOR).await?;
+        outbox::migrate(&pool).await?;
         let js = eventbus::stream::connect(&config.nats, "dispatch-svc").await?;
         let relay = Relay::new(
             pool.clone(),
@@ -78,7 +80,7 @@ impl App {
     }
 
     /// The outbox relay's depth, oldest unsent age and throughput, for metrics.
-    pub fn outbox_stats(&self) -> tokio::sync::watch::Receiver<eventbus::relay::RelayStats> {
+    pub fn outbox_stats(&self) -> tokio::sync::watch::Receiver<outbox::RelayStats> {
         self.relay.stats()
     }
 

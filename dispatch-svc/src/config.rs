@@ -3,7 +3,8 @@
 //! `DISPATCH_AVAILABILITY_RADIUS_M`, `DISPATCH_OFFERS_CONSUMER__RETRY_DELAY_MS`).
 
 use chrono::TimeDelta;
-use eventbus::{NatsConfig, consumer::ConsumerConfig, relay::RelayConfig};
+use eventbus::{NatsConfig, consumer::ConsumerConfig};
+use outbox::RelayConfig;
 use serde::{Deserialize, Serialize};
 use svc_kit::{db::DatabaseConfig, telemetry::LogConfig};
 

@@ -16,7 +16,7 @@ use eventbus::{
 };
 use futures::StreamExt as _;
 use prost::Message as _;
-use taxi_proto::events::v1::{CallRejected, event_envelope::Payload};
+use taxi_proto::events::v1::{CallRejected, EventEnvelope, event_envelope::Payload};
 use uuid::Uuid;
 
 /// A prefix of the test's own on the shared NATS server, with its streams.
@@ -34,8 +34,16 @@ async fn publish_event(js: &jetstream::Context, nats: &NatsConfig, quoted_fare_k
         quoted_fare_krw,
         ..Default::default()
     });
-    let event = svc_kit::outbox::envelope("call", id, 1, svc_kit::clock::now(), payload);
-    let subject = nats.subjects().event("call.rejected", &id.to_string());
+    let subject = nats.subjects().event(payload.event_type(), &id.to_string());
+    let event = EventEnvelope {
+        event_id: Uuid::new_v4().to_string(),
+        aggregate_type: payload.aggregate_type().into(),
+        aggregate_id: id.to_string(),
+        aggregate_version: 1,
+        occurred_at: Some(svc_kit::clock::to_proto(svc_kit::clock::now())),
+        trace_context: Default::default(),
+        payload: Some(payload),
+    };
     js.publish(subject, event.encode_to_vec().into())
         .await
         .expect("publish")

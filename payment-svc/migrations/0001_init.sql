@@ -1,5 +1,6 @@
 -- The payment ledger (one row per money movement), the record of every final
--- settlement, per-call event versions, and the transactional outbox.
+-- settlement and per-call event versions (the outbox is the outbox crate's
+-- migration).
 
 CREATE TABLE entries (
     -- Insertion order: the ledger lists entries oldest first by it.
@@ -45,16 +46,4 @@ CREATE TABLE settlements (
 CREATE TABLE call_versions (
     call_id UUID PRIMARY KEY,
     version BIGINT NOT NULL
-);
-
-CREATE TABLE outbox (
-    seq               BIGSERIAL PRIMARY KEY,
-    event_id          UUID NOT NULL UNIQUE,
-    aggregate_type    TEXT NOT NULL,
-    aggregate_id      UUID NOT NULL,
-    aggregate_version BIGINT NOT NULL,
-    event_type        TEXT NOT NULL,
-    payload           BYTEA NOT NULL,
-    created_at        TIMESTAMPTZ NOT NULL DEFAULT now(),
-    published_at      TIMESTAMPTZ
 );

@@ -4,7 +4,7 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use eventbus::relay::Relay;
+use outbox::Relay;
 use sqlx::PgPool;
 use taxi_proto::payment::v1::payment_service_server::PaymentServiceServer;
 use tokio::net::TcpListener;
@@ -48,6 +48,7 @@ impl App {
             .with_context(|| format!("cannot bind {}", config.listen_addr))?;
         let local_addr = listener.local_addr()?;
         let pool = svc_kit::db::connect(&config.database, store::SCHEMA, &store::MIGRATOR).await?;
+        outbox::migrate(&pool).await?;
         let js = eventbus::stream::connect(&config.nats, "payment-svc").await?;
         let relay = Relay::new(
             pool.clone(),
@@ -77,7 +78,7 @@ impl App {
     }
 
     /// The outbox relay's depth, oldest unsent age and throughput, for metrics.
-    pub fn outbox_stats(&self) -> tokio::sync::watch::Receiver<eventbus::relay::RelayStats> {
+    pub fn outbox_stats(&self) -> tokio::sync::watch::Receiver<outbox::RelayStats> {
         self.relay.stats()
     }
 

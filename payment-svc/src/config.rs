@@ -2,7 +2,8 @@
 //! `PAYMENT_*` environment variables (for example `PAYMENT_DATABASE__URL`,
 //! `PAYMENT_MAX_AMOUNT_KRW`).
 
-use eventbus::{NatsConfig, relay::RelayConfig};
+use eventbus::NatsConfig;
+use outbox::RelayConfig;
 use serde::{Deserialize, Serialize};
 use svc_kit::{db::DatabaseConfig, telemetry::LogConfig};
 

@@ -9,9 +9,6 @@ use uuid::Uuid;
 
 use crate::domain::{Command, Entry, EntryKind, EntryStatus};
 
-/// The envelopes' `aggregate_type`.
-pub const AGGREGATE_TYPE: &str = "payment";
-
 /// The events recording that `entry` was approved or declined, given the
 /// call's net paid afterwards. A settlement's refund yields FinalSettled and
 /// PaymentRefunded; a PENDING entry yields nothing.

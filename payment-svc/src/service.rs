@@ -20,7 +20,6 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::{Context as _, anyhow};
 use sqlx::{PgConnection, PgPool};
-use svc_kit::outbox;
 use taxi_proto::events::v1::event_envelope::Payload;
 use uuid::Uuid;
 
@@ -372,13 +371,7 @@ fn payer(ledger: &Ledger) -> Result<&Entry, PaymentError> {
 /// Appends one event of the call's payment aggregate, at its next version.
 async fn append_event(tx: &mut PgConnection, call_id: Uuid, payload: Payload) -> Result<(), PaymentError> {
     let version = store::next_version(&mut *tx, call_id).await?;
-    let event = outbox::envelope(
-        events::AGGREGATE_TYPE,
-        call_id,
-        version,
-        svc_kit::clock::now(),
-        payload,
-    );
+    let event = outbox::envelope(call_id, version, svc_kit::clock::now(), payload);
     outbox::append(tx, &event)
         .await
         .context("cannot append an event")?;

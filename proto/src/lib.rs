@@ -34,6 +34,41 @@ pub mod payment {
 pub mod events {
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/taxi.events.v1.rs"));
+
+        impl event_envelope::Payload {
+            /// The event's type, `<aggregate>.<event>` (such as
+            /// `call.requested`): the middle of its NATS subject, which
+            /// consumers filter on. Decided here, once, for every event.
+            pub fn event_type(&self) -> &'static str {
+                use event_envelope::Payload as P;
+                match self {
+                    P::CallRequested(_) => "call.requested",
+                    P::CallRejected(_) => "call.rejected",
+                    P::CallAccepted(_) => "call.accepted",
+                    P::TripStarted(_) => "call.trip_started",
+                    P::TripCompleted(_) => "call.trip_completed",
+                    P::CallCanceled(_) => "call.canceled",
+                    P::DriverRegistered(_) => "driver.registered",
+                    P::DriverOnline(_) => "driver.online",
+                    P::DriverOffline(_) => "driver.offline",
+                    P::DriverAssigned(_) => "driver.assigned",
+                    P::DriverReleased(_) => "driver.released",
+                    P::AdvancePaid(_) => "payment.advance_paid",
+                    P::PaymentDeclined(_) => "payment.declined",
+                    P::FinalSettled(_) => "payment.final_settled",
+                    P::PaymentRefunded(_) => "payment.refunded",
+                }
+            }
+
+            /// The kind of aggregate the event is about: `call`, `driver` or
+            /// `payment`.
+            pub fn aggregate_type(&self) -> &'static str {
+                let event_type = self.event_type();
+                event_type
+                    .split_once('.')
+                    .map_or(event_type, |(aggregate, _)| aggregate)
+            }
+        }
     }
 }
 

@@ -213,7 +213,7 @@ impl Reads {
             .iter()
             .zip(&tallies)
             .map(|(start, tally)| DashboardBucket {
-                start: Some(svc_kit::outbox::timestamp(*start)),
+                start: Some(svc_kit::clock::to_proto(*start)),
                 stats: Some(tally.stats()),
             })
             .collect();

@@ -5,23 +5,25 @@
 //! - [`grpc`]: serving with health, reflection and graceful drain; client channels.
 //! - [`identity`]: who is calling, from the `x-taxi-*` metadata.
 //! - [`validate`]: request validation that reports every bad field at once.
-//! - [`db`]: PostgreSQL pools confined to one schema, migrations at start-up.
-//! - [`outbox`]: appending domain events in the same transaction as the change.
+//! - `db` (feature `postgres`): PostgreSQL pools confined to one schema,
+//!   migrations at start-up.
 //! - [`geo`]: coordinates and distances.
 //! - [`breaker`]: a circuit breaker for calls to another service.
-//! - [`clock`]: the current UTC time at the precision the stores keep.
-//! - `testing` (feature): fresh databases for integration tests.
+//! - [`clock`]: the current UTC time at the precision the stores keep, and
+//!   its protobuf form.
+//! - `testing` (feature): in-process services, server processes and fresh
+//!   databases for integration tests.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod breaker;
 pub mod clock;
 pub mod config;
+#[cfg(feature = "postgres")]
 pub mod db;
 pub mod geo;
 pub mod grpc;
 pub mod identity;
-pub mod outbox;
 pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testing")]

@@ -1,7 +1,6 @@
 //! Support for integration tests: each test gets its own database.
 
 use anyhow::Context as _;
-use sqlx::{AssertSqlSafe, Connection as _, Executor as _, PgConnection};
 use uuid::Uuid;
 
 /// Prefix of every database a test creates; the test script drops them.
@@ -15,7 +14,10 @@ pub fn admin_url() -> String {
 }
 
 /// Creates an empty database and returns its URL.
+#[cfg(feature = "postgres")]
 pub async fn fresh_database() -> anyhow::Result<String> {
+    use sqlx::{AssertSqlSafe, Connection as _, Executor as _, PgConnection};
+
     let admin = admin_url();
     let mut conn = PgConnection::connect(&admin)
         .await

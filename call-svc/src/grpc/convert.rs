@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use svc_kit::{
+    clock::to_proto as timestamp,
     geo::GeoPoint,
-    outbox::timestamp,
     validate::{InvalidArgument, Violations},
 };
 use taxi_proto::{call::v1 as pb, common::v1::TaxiType};

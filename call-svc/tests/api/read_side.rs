@@ -180,8 +180,8 @@ async fn views_converge_and_nothing_is_counted_twice_after_a_nats_outage() {
     );
     let now = chrono::Utc::now();
     let dashboard = GetDashboardRequest {
-        from: Some(svc_kit::outbox::timestamp(now - chrono::Duration::hours(1))),
-        to: Some(svc_kit::outbox::timestamp(now + chrono::Duration::hours(1))),
+        from: Some(svc_kit::clock::to_proto(now - chrono::Duration::hours(1))),
+        to: Some(svc_kit::clock::to_proto(now + chrono::Duration::hours(1))),
         bucket: Bucket::Hour.into(),
     };
     let totals = system

@@ -28,8 +28,7 @@ pub fn call_event(envelope: &EventEnvelope) -> anyhow::Result<CallEvent> {
 
 /// When the event happened, if it says.
 pub fn occurred_at(envelope: &EventEnvelope) -> Option<DateTime<Utc>> {
-    let at = envelope.occurred_at.as_ref()?;
-    DateTime::from_timestamp(at.seconds, u32::try_from(at.nanos).ok()?)
+    svc_kit::clock::from_proto(envelope.occurred_at.as_ref()?)
 }
 
 fn requested(call: Option<&CallSnapshot>) -> anyhow::Result<RequestedCall> {
@@ -98,7 +97,7 @@ mod tests {
     }
 
     fn envelope(payload: Payload) -> EventEnvelope {
-        svc_kit::outbox::envelope("call", Uuid::new_v4(), 1, svc_kit::clock::now(), payload)
+        outbox::envelope(Uuid::new_v4(), 1, svc_kit::clock::now(), payload)
     }
 
     #[test]

@@ -95,9 +95,7 @@ pub fn decode(payload: &[u8]) -> Option<Notice> {
     match &message.event {
         Some(Event::Offer(offer)) => {
             let call_id = Uuid::parse_str(&offer.call_id).ok()?;
-            let expires_at = offer.expires_at.as_ref()?;
-            let expires_at =
-                DateTime::from_timestamp(expires_at.seconds, u32::try_from(expires_at.nanos).ok()?)?;
+            let expires_at = svc_kit::clock::from_proto(offer.expires_at.as_ref()?)?;
             Some(Notice::Offer {
                 call_id,
                 expires_at,

@@ -2,8 +2,8 @@
 //! to their wire form.
 
 use svc_kit::{
+    clock::to_proto as timestamp,
     geo::GeoPoint,
-    outbox::timestamp,
     validate::{InvalidArgument, Violations},
 };
 use taxi_proto::dispatch::v1 as pb;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, migrate::Migrator};
-use svc_kit::{geo::GeoPoint, outbox};
+use svc_kit::geo::GeoPoint;
 use taxi_proto::{common::v1::TaxiType, events::v1::event_envelope::Payload};
 use uuid::Uuid;
 
@@ -32,9 +32,6 @@ pub const SCHEMA: &str = "dispatch";
 
 /// The embedded migrations, applied at start-up.
 pub static MIGRATOR: Migrator = sqlx::migrate!();
-
-/// Aggregate type of the driver's events.
-const DRIVER_AGGREGATE: &str = "driver";
 
 /// Dispatch's data, shared by every request.
 #[derive(Debug, Clone)]
@@ -116,13 +113,7 @@ async fn find_driver(conn: &mut PgConnection, driver_id: Uuid) -> Result<Option<
 
 /// Records an event about `driver` at its current version.
 async fn record(conn: &mut PgConnection, driver: &Driver, payload: Payload) -> Result<(), DispatchError> {
-    let event = outbox::envelope(
-        DRIVER_AGGREGATE,
-        driver.id,
-        driver.version,
-        driver.updated_at,
-        payload,
-    );
+    let event = outbox::envelope(driver.id, driver.version, driver.updated_at, payload);
     outbox::append(conn, &event).await?;
     Ok(())
 }

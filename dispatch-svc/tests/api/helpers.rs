@@ -11,7 +11,7 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 use svc_kit::testing::RunningService;
-use svc_kit::{db::DatabaseConfig, identity::Caller, outbox};
+use svc_kit::{db::DatabaseConfig, identity::Caller};
 use taxi_proto::{
     common::v1::{LatLng, TaxiType},
     dispatch::v1::{
@@ -374,8 +374,8 @@ impl TestApp {
             .config
             .nats
             .subjects()
-            .event(outbox::event_type(&payload), &call_id.to_string());
-        let envelope = outbox::envelope("call", call_id, version, svc_kit::clock::now(), payload);
+            .event(payload.event_type(), &call_id.to_string());
+        let envelope = outbox::envelope(call_id, version, svc_kit::clock::now(), payload);
         self.publish_raw(subject, envelope.encode_to_vec()).await;
     }
 

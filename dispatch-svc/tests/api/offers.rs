@@ -20,8 +20,7 @@ use crate::helpers::{
 };
 
 fn instant(timestamp: Option<&prost_types::Timestamp>) -> DateTime<Utc> {
-    let at = timestamp.expect("a timestamp");
-    DateTime::from_timestamp(at.seconds, u32::try_from(at.nanos).expect("valid nanos")).expect("an instant")
+    svc_kit::clock::from_proto(timestamp.expect("a timestamp")).expect("an instant")
 }
 
 /// `events` in a fixed order, to compare where the order does not matter.
@@ -240,8 +239,7 @@ async fn a_redelivered_call_request_makes_one_offer_and_one_notification() {
         .expect("subscribed");
     client.flush().await.expect("subscription registered");
     let (call_id, later_call) = (Uuid::new_v4(), Uuid::new_v4());
-    let event = svc_kit::outbox::envelope(
-        "call",
+    let event = outbox::envelope(
         call_id,
         1,
         svc_kit::clock::now(),

@@ -110,7 +110,7 @@ pub(crate) fn ledger_entry(entry: &Entry) -> pb::LedgerEntry {
         amount_krw: entry.amount_krw,
         idempotency_key: entry.idempotency_key.clone(),
         provider_reference: entry.provider_reference.clone().unwrap_or_default(),
-        created_at: Some(svc_kit::outbox::timestamp(entry.created_at)),
+        created_at: Some(svc_kit::clock::to_proto(entry.created_at)),
     }
 }
 

@@ -8,7 +8,9 @@ use taxi_proto::query::v1::{
 };
 use uuid::Uuid;
 
-use crate::projection::{counters::Width, to_datetime};
+use svc_kit::clock::from_proto;
+
+use crate::projection::counters::Width;
 
 const DEFAULT_PAGE_SIZE: usize = 20;
 const MAX_PAGE_SIZE: i32 = 100;
@@ -83,7 +85,7 @@ fn instant(v: &mut Violations, field: &str, value: Option<&prost_types::Timestam
             None
         }
         Some(at) => {
-            let parsed = to_datetime(at);
+            let parsed = from_proto(at);
             if parsed.is_none() {
                 v.add(field, "is not a valid timestamp");
             }

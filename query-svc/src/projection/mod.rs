@@ -72,7 +72,7 @@ pub fn interpret(event: &EventEnvelope) -> Result<Option<Projection>, Uninterpre
             event.event_id
         ))
     })?;
-    let event_type = svc_kit::outbox::event_type(payload);
+    let event_type = payload.event_type();
     let snapshot = match payload {
         Payload::CallRequested(e) => e.call.as_ref(),
         Payload::CallAccepted(e) => e.call.as_ref(),
@@ -248,15 +248,9 @@ fn uuid(field: &str, value: &str) -> Result<Uuid, Uninterpretable> {
     Uuid::parse_str(value).map_err(|_| bad(format!("{field} {value:?} is not a UUID")))
 }
 
-/// A protobuf timestamp as a UTC instant.
-pub(crate) fn to_datetime(at: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
-    let nanos = u32::try_from(at.nanos).ok()?;
-    DateTime::from_timestamp(at.seconds, nanos)
-}
-
 fn timestamp(field: &str, at: Option<&prost_types::Timestamp>) -> Result<DateTime<Utc>, Uninterpretable> {
     let at = at.ok_or_else(|| bad(format!("{field} is missing")))?;
-    to_datetime(at).ok_or_else(|| bad(format!("{field} is out of range")))
+    svc_kit::clock::from_proto(at).ok_or_else(|| bad(format!("{field} is out of range")))
 }
 
 /// True for the statuses after which a call never changes again.
@@ -270,7 +264,8 @@ pub fn is_terminal(view: &CallView) -> bool {
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone as _;
-    use svc_kit::outbox::{envelope, timestamp as ts};
+    use outbox::envelope;
+    use svc_kit::clock::to_proto as ts;
     use taxi_proto::{
         common::v1::TaxiType,
         events::v1::{CallAccepted, CallCanceled, CallRejected, CallRequested, DriverOnline},
@@ -306,7 +301,6 @@ mod tests {
     fn a_request_counts_demand_per_taxi_type_in_its_own_hour_and_records_the_customer() {
         let id = Uuid::new_v4();
         let event = envelope(
-            "call",
             id,
             1,
             at(11, 0),
@@ -337,7 +331,6 @@ mod tests {
         let mut s = snapshot(id, "ACCEPTED", 2);
         s.accepted_at = Some(ts(at(9, 3)));
         let event = envelope(
-            "call",
             id,
             2,
             at(9, 3),
@@ -357,7 +350,6 @@ mod tests {
         s.cancel_fee_krw = 1_000;
         s.canceled_at = Some(ts(at(10, 0)));
         let event = envelope(
-            "call",
             id,
             2,
             at(10, 0),
@@ -378,7 +370,6 @@ mod tests {
     fn a_rejection_is_counted_at_the_events_time_without_a_view() {
         let id = Uuid::new_v4();
         let event = envelope(
-            "call",
             id,
             1,
             at(12, 30),
@@ -397,7 +388,6 @@ mod tests {
     #[test]
     fn driver_events_are_ignored() {
         let event = envelope(
-            "driver",
             Uuid::new_v4(),
             1,
             at(1, 0),
@@ -410,7 +400,6 @@ mod tests {
     fn events_that_make_no_sense_are_uninterpretable() {
         let id = Uuid::new_v4();
         let missing = envelope(
-            "call",
             id,
             1,
             at(1, 0),
@@ -421,7 +410,6 @@ mod tests {
         let mut bad_status = snapshot(id, "FLYING", 1);
         bad_status.status = "FLYING".into();
         let event = envelope(
-            "call",
             id,
             1,
             at(1, 0),
@@ -432,7 +420,6 @@ mod tests {
         assert!(interpret(&event).is_err());
 
         let other = envelope(
-            "call",
             id,
             1,
             at(1, 0),

@@ -157,7 +157,7 @@ impl Store {
                 calls: calls as i64,
                 latest_call_at: latest_ms
                     .and_then(DateTime::from_timestamp_millis)
-                    .map(svc_kit::outbox::timestamp),
+                    .map(svc_kit::clock::to_proto),
             })
             .collect())
     }

@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeZone as _, Utc};
 use futures::StreamExt as _;
 use prost::Message as _;
 use query_svc::{Config, RedisConfig};
-use svc_kit::{identity::Caller, outbox, testing::RunningService};
+use svc_kit::{identity::Caller, testing::RunningService};
 use taxi_proto::{
     common::v1::{LatLng, TaxiType},
     events::v1::{
@@ -106,7 +106,7 @@ impl TestApp {
             .config
             .nats
             .subjects()
-            .event(outbox::event_type(payload), &event.aggregate_id);
+            .event(payload.event_type(), &event.aggregate_id);
         self.publish_raw(subject, event.encode_to_vec()).await;
     }
 
@@ -244,8 +244,8 @@ impl TestApp {
         bucket: Bucket,
     ) -> GetDashboardResponse {
         let request = GetDashboardRequest {
-            from: Some(outbox::timestamp(from)),
-            to: Some(outbox::timestamp(to)),
+            from: Some(svc_kit::clock::to_proto(from)),
+            to: Some(svc_kit::clock::to_proto(to)),
             bucket: bucket.into(),
         };
         self.client()
@@ -389,7 +389,7 @@ pub fn rejected(customer: Uuid, taxi_type: TaxiType, at: DateTime<Utc>) -> Event
         dropoff: Some(DROPOFF),
         quoted_fare_krw: 15_000,
     });
-    outbox::envelope("call", id, 1, at, payload)
+    outbox::envelope(id, 1, at, payload)
 }
 
 pub const PICKUP: LatLng = LatLng {
@@ -420,7 +420,7 @@ impl Trip {
             dropoff: Some(DROPOFF),
             quoted_fare_krw: 15_000,
             version: 1,
-            requested_at: Some(outbox::timestamp(at)),
+            requested_at: Some(svc_kit::clock::to_proto(at)),
             ..Default::default()
         };
         let mut trip = Self {
@@ -447,7 +447,7 @@ impl Trip {
 
     fn emit(&mut self, at: DateTime<Utc>, payload: impl FnOnce(CallSnapshot) -> Payload) {
         let id = Uuid::parse_str(&self.call.call_id).expect("uuid");
-        let event = outbox::envelope("call", id, self.call.version, at, payload(self.call.clone()));
+        let event = outbox::envelope(id, self.call.version, at, payload(self.call.clone()));
         self.events.push(event);
     }
 
@@ -460,14 +460,14 @@ impl Trip {
         self.next("ACCEPTED");
         self.call.driver_id = Uuid::new_v4().to_string();
         self.call.advance_krw = self.call.quoted_fare_krw;
-        self.call.accepted_at = Some(outbox::timestamp(at));
+        self.call.accepted_at = Some(svc_kit::clock::to_proto(at));
         self.emit(at, |c| Payload::CallAccepted(CallAccepted { call: Some(c) }));
         self
     }
 
     pub fn start(&mut self, at: DateTime<Utc>) -> &mut Self {
         self.next("IN_TRIP");
-        self.call.started_at = Some(outbox::timestamp(at));
+        self.call.started_at = Some(svc_kit::clock::to_proto(at));
         self.emit(at, |c| Payload::TripStarted(TripStarted { call: Some(c) }));
         self
     }
@@ -476,7 +476,7 @@ impl Trip {
         self.next("COMPLETED");
         self.call.distance_m = 8_000;
         self.call.final_fare_krw = final_fare_krw;
-        self.call.completed_at = Some(outbox::timestamp(at));
+        self.call.completed_at = Some(svc_kit::clock::to_proto(at));
         self.emit(at, |c| Payload::TripCompleted(TripCompleted { call: Some(c) }));
         self
     }
@@ -485,7 +485,7 @@ impl Trip {
         self.next("CANCELED");
         self.call.cancel_reason = reason.into();
         self.call.cancel_fee_krw = fee_krw;
-        self.call.canceled_at = Some(outbox::timestamp(at));
+        self.call.canceled_at = Some(svc_kit::clock::to_proto(at));
         self.emit(at, |c| Payload::CallCanceled(CallCanceled { call: Some(c) }));
         self
     }

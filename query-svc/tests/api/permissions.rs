@@ -39,8 +39,8 @@ async fn only_analysts_read_the_dashboard_and_only_customers_list_their_calls() 
     // Arrange
     let app = spawn_app().await;
     let dashboard = || GetDashboardRequest {
-        from: Some(svc_kit::outbox::timestamp(utc(2031, 1, 1, 0, 0))),
-        to: Some(svc_kit::outbox::timestamp(utc(2031, 1, 2, 0, 0))),
+        from: Some(svc_kit::clock::to_proto(utc(2031, 1, 1, 0, 0))),
+        to: Some(svc_kit::clock::to_proto(utc(2031, 1, 2, 0, 0))),
         bucket: Bucket::Hour.into(),
     };
 

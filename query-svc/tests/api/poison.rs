@@ -66,8 +66,7 @@ async fn a_call_event_without_its_snapshot_is_dead_lettered_with_the_reason() {
     // Arrange
     let app = spawn_app().await;
     let id = Uuid::new_v4();
-    let event = svc_kit::outbox::envelope(
-        "call",
+    let event = outbox::envelope(
         id,
         1,
         utc(2031, 4, 1, 7, 0),

@@ -100,7 +100,7 @@ async fn a_page_size_out_of_range_or_a_foreign_page_token_is_invalid() {
 async fn a_dashboard_range_that_is_missing_reversed_too_long_or_unbucketed_is_invalid() {
     // Arrange
     let app = spawn_app().await;
-    let ts = |d| Some(svc_kit::outbox::timestamp(utc(2031, 1, d, 0, 0)));
+    let ts = |d| Some(svc_kit::clock::to_proto(utc(2031, 1, d, 0, 0)));
     let request = |from, to, bucket: Bucket| {
         as_caller(
             &analyst(),
@@ -127,7 +127,7 @@ async fn a_dashboard_range_that_is_missing_reversed_too_long_or_unbucketed_is_in
         .client()
         .get_dashboard(request(
             ts(1),
-            Some(svc_kit::outbox::timestamp(utc(2031, 2, 2, 0, 1))),
+            Some(svc_kit::clock::to_proto(utc(2031, 2, 2, 0, 1))),
             Bucket::Hour,
         ))
         .await
@@ -166,24 +166,24 @@ async fn a_dashboard_range_near_the_end_of_time_is_invalid_and_the_service_keeps
     let year_10000 = app
         .client()
         .get_dashboard(request(
-            Some(svc_kit::outbox::timestamp(utc(9999, 12, 31, 23, 0))),
-            Some(svc_kit::outbox::timestamp(utc(10_000, 1, 1, 1, 0))),
+            Some(svc_kit::clock::to_proto(utc(9999, 12, 31, 23, 0))),
+            Some(svc_kit::clock::to_proto(utc(10_000, 1, 1, 1, 0))),
         ))
         .await
         .expect_err("to in year 10000");
     let before_2000 = app
         .client()
         .get_dashboard(request(
-            Some(svc_kit::outbox::timestamp(utc(1999, 12, 31, 23, 0))),
-            Some(svc_kit::outbox::timestamp(utc(2000, 1, 1, 1, 0))),
+            Some(svc_kit::clock::to_proto(utc(1999, 12, 31, 23, 0))),
+            Some(svc_kit::clock::to_proto(utc(2000, 1, 1, 1, 0))),
         ))
         .await
         .expect_err("from in 1999");
     let last_hours = app
         .client()
         .get_dashboard(request(
-            Some(svc_kit::outbox::timestamp(utc(9999, 12, 31, 20, 0))),
-            Some(svc_kit::outbox::timestamp(utc(9999, 12, 31, 23, 59))),
+            Some(svc_kit::clock::to_proto(utc(9999, 12, 31, 20, 0))),
+            Some(svc_kit::clock::to_proto(utc(9999, 12, 31, 23, 59))),
         ))
         .await;
 

@@ -3,14 +3,14 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull};
-use eventbus::{NatsConfig, relay::Relay, relay::RelayConfig, stream, testing};
+use eventbus::{NatsConfig, stream, testing};
 use futures::StreamExt as _;
+use outbox::{Relay, RelayConfig};
 use prost::Message as _;
-use sqlx::PgPool;
+use sqlx::{PgPool, migrate::Migrator};
 use taxi_proto::events::v1::{CallRejected, EventEnvelope, event_envelope::Payload};
 use uuid::Uuid;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("tests/migrations");
 const SCHEMA: &str = "relaytest";
 
 async fn outbox_db() -> PgPool {
@@ -19,9 +19,12 @@ async fn outbox_db() -> PgPool {
         url,
         ..Default::default()
     };
-    svc_kit::db::connect(&config, SCHEMA, &MIGRATOR)
+    // Only the outbox: the schema of a service with no tables of its own.
+    let pool = svc_kit::db::connect(&config, SCHEMA, &Migrator::with_migrations(Vec::new()))
         .await
-        .expect("outbox schema")
+        .expect("schema");
+    outbox::migrate(&pool).await.expect("outbox table");
+    pool
 }
 
 /// Appends `n` events about `aggregate`, versions 1..=n, each in its own commit.
@@ -33,9 +36,9 @@ async fn append_events(pool: &PgPool, aggregate: Uuid, n: i64) -> Vec<EventEnvel
             quoted_fare_krw: version,
             ..Default::default()
         });
-        let event = svc_kit::outbox::envelope("call", aggregate, version, svc_kit::clock::now(), payload);
+        let event = outbox::envelope(aggregate, version, svc_kit::clock::now(), payload);
         let mut tx = pool.begin().await.expect("begin");
-        svc_kit::outbox::append(&mut tx, &event).await.expect("append");
+        outbox::append(&mut tx, &event).await.expect("append");
         tx.commit().await.expect("commit");
         events.push(event);
     }

@@ -8,13 +8,13 @@
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, message::PublishMessage};
-use eventbus::{NatsConfig, relay::Relay, relay::RelayConfig, stream, testing};
+use eventbus::{NatsConfig, stream, testing};
+use outbox::{Relay, RelayConfig};
 use prost::Message as _;
-use sqlx::PgPool;
+use sqlx::{PgPool, migrate::Migrator};
 use taxi_proto::events::v1::{CallRequested, CallSnapshot, EventEnvelope, event_envelope::Payload};
 use uuid::Uuid;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("tests/migrations");
 const SCHEMA: &str = "relaybench";
 const BATCH: usize = 256;
 
@@ -29,7 +29,7 @@ fn event() -> EventEnvelope {
         ..Default::default()
     };
     let payload = Payload::CallRequested(CallRequested { call: Some(snapshot) });
-    svc_kit::outbox::envelope("call", id, 1, svc_kit::clock::now(), payload)
+    outbox::envelope(id, 1, svc_kit::clock::now(), payload)
 }
 
 /// Publishes `events` the way the relay does (a batch of sends, then the
@@ -69,7 +69,7 @@ async fn relayed(
     for chunk in events.chunks(1_000) {
         let mut tx = pool.begin().await?;
         for event in chunk {
-            svc_kit::outbox::append(&mut tx, event).await?;
+            outbox::append(&mut tx, event).await?;
         }
         tx.commit().await?;
     }
@@ -110,7 +110,8 @@ async fn main() -> anyhow::Result<()> {
         url,
         ..Default::default()
     };
-    let pool = svc_kit::db::connect(&database, SCHEMA, &MIGRATOR).await?;
+    let pool = svc_kit::db::connect(&database, SCHEMA, &Migrator::with_migrations(Vec::new())).await?;
+    outbox::migrate(&pool).await?;
     let (mut raw_rates, mut relay_rates) = (Vec::new(), Vec::new());
     println!(
         "{n} events of {} bytes per round, {rounds} rounds",

@@ -27,7 +27,9 @@ use sqlx::{PgPool, postgres::PgListener};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::{NatsConfig, Subjects, stream::ensure_streams};
+use eventbus::{NatsConfig, Subjects, stream::ensure_streams};
+
+use crate::channel;
 
 /// Tuning of the relay.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -170,7 +172,7 @@ impl Relay {
     }
 
     async fn listen(&self) -> Option<PgListener> {
-        let channel = svc_channel(self.schema);
+        let channel = channel(self.schema);
         let attempt = async {
             let mut listener = PgListener::connect_with(&self.pool).await?;
             listener.listen(&channel).await?;
@@ -294,9 +296,4 @@ impl Relay {
             tracing::warn!(%error, "cannot trim published outbox rows");
         }
     }
-}
-
-/// The notification channel the outbox of `schema` signals on commit.
-pub fn svc_channel(schema: &str) -> String {
-    format!("{schema}_outbox")
 }

@@ -1,6 +1,10 @@
-//! call-svc's errors and their one mapping to gRPC status codes.
+//! call-svc's errors and their one mapping to gRPC status codes. What is not
+//! the caller's fault is a [`Fault`], mapped as every service maps it.
 
-use svc_kit::validate::InvalidArgument;
+use svc_kit::{
+    failure::{FailureKind, Fault},
+    validate::InvalidArgument,
+};
 use tonic::Status;
 use uuid::Uuid;
 
@@ -15,19 +19,41 @@ pub enum CallError {
     /// The call is in the wrong state, or no taxi is available.
     #[error("{0}")]
     FailedPrecondition(String),
-    /// A backend could not be reached; the step can be retried.
+    /// A backend could not be reached; the step will be completed or undone
+    /// by the sweeper, and the message says so.
     #[error("{0}")]
-    Unavailable(String),
+    BackendUnavailable(String),
     /// A status from a backend passed through unchanged (already meaningful).
     #[error("{0}")]
     Backend(Status),
     #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
+    Fault(#[from] Fault),
+}
+
+impl CallError {
+    /// The kind of failure, which decides whether a retry can help.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            Self::Invalid(_)
+            | Self::NotFound(_)
+            | Self::PermissionDenied(_)
+            | Self::FailedPrecondition(_) => FailureKind::Caller,
+            Self::BackendUnavailable(_) => FailureKind::Transient,
+            Self::Backend(status) => FailureKind::of_status(status),
+            Self::Fault(fault) => fault.kind(),
+        }
+    }
 }
 
 impl From<sqlx::Error> for CallError {
     fn from(err: sqlx::Error) -> Self {
-        Self::Unexpected(err.into())
+        Self::Fault(Fault::store("the call store", err))
+    }
+}
+
+impl From<anyhow::Error> for CallError {
+    fn from(err: anyhow::Error) -> Self {
+        Self::Fault(Fault::classify("the call store", err))
     }
 }
 
@@ -38,12 +64,9 @@ impl From<CallError> for Status {
             CallError::NotFound(id) => Status::not_found(format!("call {id} not found")),
             CallError::PermissionDenied(msg) => Status::permission_denied(msg),
             CallError::FailedPrecondition(msg) => Status::failed_precondition(msg),
-            CallError::Unavailable(msg) => Status::unavailable(msg),
+            CallError::BackendUnavailable(msg) => Status::unavailable(msg),
             CallError::Backend(status) => status,
-            CallError::Unexpected(error) => {
-                tracing::error!(error = ?error, "unexpected failure");
-                Status::internal("internal error")
-            }
+            CallError::Fault(fault) => fault.into(),
         }
     }
 }
@@ -57,5 +80,18 @@ impl From<crate::domain::TransitionError> for CallError {
                 Self::FailedPrecondition(err.to_string())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::Code;
+
+    use super::*;
+
+    #[test]
+    fn an_unreachable_call_store_is_unavailable_not_internal() {
+        let status = Status::from(CallError::from(sqlx::Error::PoolTimedOut));
+        assert_eq!(status.code(), Code::Unavailable);
     }
 }

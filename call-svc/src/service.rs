@@ -18,7 +18,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt as _};
 use sqlx::PgPool;
-use svc_kit::{breaker::CircuitBreaker, geo::GeoPoint, identity::Caller, identity::service_request};
+use svc_kit::{
+    breaker::CircuitBreaker, failure::FailureKind, geo::GeoPoint, identity::Caller, identity::service_request,
+};
 use taxi_proto::{
     common::v1::TaxiType,
     dispatch::v1::{
@@ -29,7 +31,7 @@ use taxi_proto::{
         ChargeAdvanceRequest, EntryStatus, SettleFinalRequest, payment_service_client::PaymentServiceClient,
     },
 };
-use tonic::{Code, Status, transport::Channel};
+use tonic::{Status, transport::Channel};
 use uuid::Uuid;
 
 use crate::{
@@ -212,7 +214,7 @@ impl Calls {
             .await
         {
             if is_transient(&status) {
-                return Err(CallError::Unavailable(
+                return Err(CallError::BackendUnavailable(
                     "dispatch is unavailable; the accept will be completed or undone shortly".into(),
                 ));
             }
@@ -242,7 +244,7 @@ impl Calls {
                 .entry
                 .ok_or_else(|| anyhow::anyhow!("ChargeAdvance answered without an entry"))?,
             Err(status) if is_transient(&status) => {
-                return Err(CallError::Unavailable(
+                return Err(CallError::BackendUnavailable(
                     "payment is unavailable; the accept will be completed or undone shortly".into(),
                 ));
             }
@@ -616,17 +618,21 @@ fn jitter_seed(call_id: Uuid) -> u64 {
     high ^ low
 }
 
-/// Whether a failed remote step may succeed when retried (the backend was not
-/// reached or did not answer), as opposed to a refusal.
+/// Whether a failed remote step must be retried rather than undone.
+///
+/// Only a refusal (the caller's kind: the driver is taken, the card declined)
+/// says the step did not happen and never will, so only a refusal is
+/// compensated. Transient failures may succeed later, and a permanent one
+/// (INTERNAL) leaves the outcome unknown: the step may have happened before
+/// the backend failed. Retrying both is safe because every step carries an
+/// idempotency key, and it is required because money must settle.
 fn is_transient(status: &Status) -> bool {
-    matches!(
-        status.code(),
-        Code::Unavailable
-            | Code::DeadlineExceeded
-            | Code::Cancelled
-            | Code::Unknown
-            | Code::Internal
-            | Code::ResourceExhausted
-            | Code::Aborted
-    )
+    match FailureKind::of_status(status) {
+        FailureKind::Caller => false,
+        FailureKind::Transient => true,
+        FailureKind::Permanent => {
+            tracing::error!(code = ?status.code(), message = status.message(), "a backend failed; retrying the step");
+            true
+        }
+    }
 }

@@ -1,6 +1,10 @@
-//! dispatch-svc's errors and their one mapping to gRPC status codes.
+//! dispatch-svc's errors and their one mapping to gRPC status codes. What is
+//! not the caller's fault is a [`Fault`], mapped as every service maps it.
 
-use svc_kit::validate::InvalidArgument;
+use svc_kit::{
+    failure::{FailureKind, Fault},
+    validate::InvalidArgument,
+};
 use tonic::Status;
 use uuid::Uuid;
 
@@ -14,24 +18,36 @@ pub enum DispatchError {
     DriverNotFound(Uuid),
     #[error(transparent)]
     Refused(#[from] Refusal),
-    /// PostgreSQL cannot be reached right now; the request may be retried.
-    #[error("database unavailable")]
-    StoreUnavailable(#[source] sqlx::Error),
-    /// NATS, which carries offer notifications, cannot be reached right now.
-    #[error("offer notifications unavailable")]
-    NotificationsUnavailable(#[source] anyhow::Error),
+    /// The store or NATS (which carries offer notifications) cannot be
+    /// reached, or a bug.
     #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
+    Fault(#[from] Fault),
+}
+
+impl DispatchError {
+    /// The kind of failure, which decides whether a retry can help.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            Self::Invalid(_) | Self::DriverNotFound(_) | Self::Refused(_) => FailureKind::Caller,
+            Self::Fault(fault) => fault.kind(),
+        }
+    }
+
+    /// NATS, which carries offer notifications, cannot be reached right now.
+    pub fn notifications_unavailable(error: anyhow::Error) -> Self {
+        Self::Fault(Fault::unavailable("offer notifications", error))
+    }
 }
 
 impl From<sqlx::Error> for DispatchError {
     fn from(err: sqlx::Error) -> Self {
-        match err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                Self::StoreUnavailable(err)
-            }
-            other => Self::Unexpected(other.into()),
-        }
+        Self::Fault(Fault::store("the dispatch store", err))
+    }
+}
+
+impl From<anyhow::Error> for DispatchError {
+    fn from(err: anyhow::Error) -> Self {
+        Self::Fault(Fault::classify("the dispatch store", err))
     }
 }
 
@@ -41,18 +57,7 @@ impl From<DispatchError> for Status {
             DispatchError::Invalid(invalid) => invalid.into(),
             DispatchError::DriverNotFound(id) => Status::not_found(format!("driver {id} is not registered")),
             DispatchError::Refused(refusal) => Status::failed_precondition(refusal.to_string()),
-            DispatchError::StoreUnavailable(error) => {
-                tracing::warn!(%error, "database unavailable");
-                Status::unavailable("dispatch store unavailable, retry later")
-            }
-            DispatchError::NotificationsUnavailable(error) => {
-                tracing::warn!(error = format!("{error:#}"), "offer notifications unavailable");
-                Status::unavailable("offer notifications unavailable, retry later")
-            }
-            DispatchError::Unexpected(error) => {
-                tracing::error!(error = ?error, "unexpected failure");
-                Status::internal("internal error")
-            }
+            DispatchError::Fault(fault) => fault.into(),
         }
     }
 }
@@ -62,13 +67,6 @@ mod tests {
     use tonic::Code;
 
     use super::*;
-
-    #[test]
-    fn unexpected_failures_do_not_leak_their_text() {
-        let status = Status::from(DispatchError::Unexpected(anyhow::anyhow!("password=hunter2")));
-        assert_eq!(status.code(), Code::Internal);
-        assert_eq!(status.message(), "internal error");
-    }
 
     #[test]
     fn refusals_are_failed_preconditions_with_their_reason() {
@@ -81,5 +79,13 @@ mod tests {
     fn an_unreachable_database_is_unavailable() {
         let status = Status::from(DispatchError::from(sqlx::Error::PoolTimedOut));
         assert_eq!(status.code(), Code::Unavailable);
+    }
+
+    #[test]
+    fn a_row_the_schema_refuses_is_permanent() {
+        assert_eq!(
+            DispatchError::from(sqlx::Error::RowNotFound).kind(),
+            FailureKind::Permanent
+        );
     }
 }

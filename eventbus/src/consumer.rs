@@ -38,6 +38,7 @@ use async_nats::{
 use futures::StreamExt as _;
 use prost::Message as _;
 use serde::{Deserialize, Serialize};
+use svc_kit::failure::FailureKind;
 use taxi_proto::events::v1::EventEnvelope;
 
 use crate::{NatsConfig, stream::ensure_streams};
@@ -130,6 +131,20 @@ pub enum Failure {
     Retry(anyhow::Error),
     /// Will never succeed (malformed content): dead-letter it now.
     Poison(anyhow::Error),
+}
+
+impl Failure {
+    /// The consumer's decision for a handler's failure of `kind`: only a
+    /// transient one is retried. Redelivering a permanent failure (a
+    /// constraint the event violates, a bug) cannot change its outcome and
+    /// would hold the event for the whole retry budget, so it is dead-lettered
+    /// at once, to be replayed once the cause is fixed.
+    pub fn of_kind(kind: FailureKind, error: anyhow::Error) -> Self {
+        match kind {
+            FailureKind::Transient => Self::Retry(error),
+            FailureKind::Caller | FailureKind::Permanent => Self::Poison(error),
+        }
+    }
 }
 
 /// What became of one message.

@@ -1,7 +1,11 @@
-//! payment-svc's errors and their one mapping to gRPC status codes. Clients
-//! never see the text of an unexpected error, only that one happened.
+//! payment-svc's errors and their one mapping to gRPC status codes. What is
+//! not the caller's fault is a [`Fault`], mapped as every service maps it:
+//! clients never see the text of an unexpected error, only that one happened.
 
-use svc_kit::validate::InvalidArgument;
+use svc_kit::{
+    failure::{FailureKind, Fault},
+    validate::InvalidArgument,
+};
 use tonic::Status;
 
 use crate::{domain::LedgerError, provider::ProviderError};
@@ -24,12 +28,32 @@ pub enum PaymentError {
     #[error(transparent)]
     ProviderUnavailable(#[from] ProviderError),
     #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
+    Fault(#[from] Fault),
+}
+
+impl PaymentError {
+    /// The kind of failure, which decides whether a retry can help.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            Self::Invalid(_) | Self::PermissionDenied(_) | Self::KeyReused => FailureKind::Caller,
+            Self::Ledger(LedgerError::PaymentInProgress) | Self::ProviderUnavailable(_) => {
+                FailureKind::Transient
+            }
+            Self::Ledger(_) => FailureKind::Caller,
+            Self::Fault(fault) => fault.kind(),
+        }
+    }
 }
 
 impl From<sqlx::Error> for PaymentError {
     fn from(err: sqlx::Error) -> Self {
-        Self::Unexpected(err.into())
+        Self::Fault(Fault::store("the payment ledger", err))
+    }
+}
+
+impl From<anyhow::Error> for PaymentError {
+    fn from(err: anyhow::Error) -> Self {
+        Self::Fault(Fault::classify("the payment ledger", err))
     }
 }
 
@@ -47,10 +71,7 @@ impl From<PaymentError> for Status {
                 tracing::warn!(%error, "payment provider unavailable");
                 Status::unavailable("payment provider unavailable; retry with the same idempotency_key")
             }
-            PaymentError::Unexpected(error) => {
-                tracing::error!(error = ?error, "unexpected failure");
-                Status::internal("internal error")
-            }
+            PaymentError::Fault(fault) => fault.into(),
         }
     }
 }
@@ -59,13 +80,6 @@ impl From<PaymentError> for Status {
 mod tests {
     use super::*;
     use tonic::Code;
-
-    #[test]
-    fn unexpected_errors_do_not_leak_their_text() {
-        let status = Status::from(PaymentError::Unexpected(anyhow::anyhow!("password=hunter2")));
-        assert_eq!(status.code(), Code::Internal);
-        assert!(!status.message().contains("hunter2"));
-    }
 
     #[test]
     fn ledger_refusals_are_failed_preconditions_and_races_are_aborted() {
@@ -85,5 +99,11 @@ mod tests {
             Status::from(PaymentError::ProviderUnavailable(ProviderError("down".into()))).code(),
             Code::Unavailable
         );
+    }
+
+    #[test]
+    fn an_unreachable_ledger_is_unavailable_not_internal() {
+        let status = Status::from(PaymentError::from(sqlx::Error::PoolTimedOut));
+        assert_eq!(status.code(), Code::Unavailable);
     }
 }

@@ -365,7 +365,7 @@ async fn earlier_entry(
 fn payer(ledger: &Ledger) -> Result<&Entry, PaymentError> {
     ledger
         .payer()
-        .ok_or_else(|| PaymentError::Unexpected(anyhow!("positive net paid without an approved charge")))
+        .ok_or_else(|| PaymentError::from(anyhow!("positive net paid without an approved charge")))
 }
 
 /// Appends one event of the call's payment aggregate, at its next version.

@@ -1,6 +1,10 @@
-//! query-svc's errors and their one mapping to gRPC status codes.
+//! query-svc's errors and their one mapping to gRPC status codes. What is not
+//! the caller's fault is a [`Fault`], mapped as every service maps it.
 
-use svc_kit::validate::InvalidArgument;
+use svc_kit::{
+    failure::{FailureKind, Fault},
+    validate::InvalidArgument,
+};
 use tonic::Status;
 use uuid::Uuid;
 
@@ -15,21 +19,40 @@ pub enum QueryError {
     /// A read-your-writes wait ran out before the projection caught up.
     #[error("{0}")]
     DeadlineExceeded(String),
-    /// The read store cannot be reached; the request can be retried.
-    #[error("read store unavailable: {0}")]
-    Unavailable(String),
     #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
+    Fault(#[from] Fault),
+}
+
+impl QueryError {
+    /// The kind of failure, which decides whether a retry can help.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            Self::Invalid(_) | Self::NotFound(_) | Self::PermissionDenied(_) => FailureKind::Caller,
+            Self::DeadlineExceeded(_) => FailureKind::Transient,
+            Self::Fault(fault) => fault.kind(),
+        }
+    }
+}
+
+/// Whether a Redis failure may pass: the server unreachable, the connection
+/// lost or a reply late. Anything else (a script error, a wrong type) repeats.
+pub(crate) fn is_transient(err: &redis::RedisError) -> bool {
+    err.is_io_error() || err.is_timeout() || err.is_connection_dropped() || err.is_connection_refusal()
 }
 
 impl From<redis::RedisError> for QueryError {
     fn from(err: redis::RedisError) -> Self {
-        if err.is_io_error() || err.is_timeout() || err.is_connection_dropped() || err.is_connection_refusal()
-        {
-            Self::Unavailable(err.to_string())
+        if is_transient(&err) {
+            Self::Fault(Fault::unavailable("the read store", err))
         } else {
-            Self::Unexpected(err.into())
+            Self::Fault(Fault::Unexpected(err.into()))
         }
+    }
+}
+
+impl From<anyhow::Error> for QueryError {
+    fn from(err: anyhow::Error) -> Self {
+        Self::Fault(Fault::Unexpected(err))
     }
 }
 
@@ -40,14 +63,7 @@ impl From<QueryError> for Status {
             QueryError::NotFound(id) => Status::not_found(format!("call {id} not found")),
             QueryError::PermissionDenied(msg) => Status::permission_denied(msg),
             QueryError::DeadlineExceeded(msg) => Status::deadline_exceeded(msg),
-            QueryError::Unavailable(msg) => {
-                tracing::warn!(error = msg, "read store unavailable");
-                Status::unavailable("read store unavailable")
-            }
-            QueryError::Unexpected(error) => {
-                tracing::error!(error = ?error, "unexpected failure");
-                Status::internal("internal error")
-            }
+            QueryError::Fault(fault) => fault.into(),
         }
     }
 }

@@ -15,9 +15,11 @@ use eventbus::{
     NatsConfig,
     consumer::{Consumer, ConsumerConfig, Failure},
 };
+use svc_kit::failure::FailureKind;
 use taxi_proto::events::v1::EventEnvelope;
 
 use crate::{
+    error::is_transient,
     projection,
     store::{Applied, Store, apply::Target},
 };
@@ -78,13 +80,20 @@ impl Projector {
         loop {
             match self.apply(&projection).await {
                 Ok(()) => return Ok(()),
+                Err(error) if !is_transient(&error) => {
+                    return Err(Failure::of_kind(
+                        FailureKind::Permanent,
+                        anyhow::Error::new(error).context("apply to Redis"),
+                    ));
+                }
                 Err(error) if tokio::time::Instant::now() + backoff < deadline => {
                     tracing::warn!(error = %error, retry_in = ?backoff, "cannot apply an event to Redis");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
                 Err(error) => {
-                    return Err(Failure::Retry(
+                    return Err(Failure::of_kind(
+                        FailureKind::Transient,
                         anyhow::Error::new(error).context("apply to Redis"),
                     ));
                 }

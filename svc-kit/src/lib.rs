@@ -4,6 +4,8 @@
 //! - [`telemetry`]: one `tracing` subscriber (JSON or pretty).
 //! - [`grpc`]: serving with health, reflection and graceful drain; client channels.
 //! - [`identity`]: who is calling, from the `x-taxi-*` metadata.
+//! - [`failure`]: the one error policy: caller's, transient or permanent,
+//!   and how each maps to gRPC.
 //! - [`validate`]: request validation that reports every bad field at once.
 //! - `db` (feature `postgres`): PostgreSQL pools confined to one schema,
 //!   migrations at start-up.
@@ -21,6 +23,7 @@ pub mod clock;
 pub mod config;
 #[cfg(feature = "postgres")]
 pub mod db;
+pub mod failure;
 pub mod geo;
 pub mod grpc;
 pub mod identity;

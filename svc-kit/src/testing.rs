@@ -228,3 +228,99 @@ impl Drop for RunningService {
         }
     }
 }
+
+/// A TCP link to a server that a test can cut, as a network partition or a
+/// crashed server would: while cut, open connections are closed and new ones
+/// refused at once. Point the service under test at [`CuttableLink::addr`].
+pub struct CuttableLink {
+    addr: std::net::SocketAddr,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cut: tokio::sync::watch::Sender<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CuttableLink {
+    /// A link on a free loopback port to `target`.
+    pub async fn to(target: std::net::SocketAddr) -> anyhow::Result<Self> {
+        use std::sync::atomic::Ordering;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (cut, _) = tokio::sync::watch::channel(0_u64);
+        let (link_open, link_cut) = (open.clone(), cut.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !link_open.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection closed
+                }
+                let mut cuts = link_cut.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cuts.changed() => {}
+                    }
+                });
+            }
+        });
+        Ok(Self {
+            addr,
+            open,
+            cut,
+            task,
+        })
+    }
+
+    /// Where clients connect.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// Closes every open connection and refuses new ones until [`Self::mend`].
+    pub fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.cut.send_modify(|n| *n += 1);
+    }
+
+    /// Lets connections through again.
+    pub fn mend(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for CuttableLink {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.cut.send_modify(|n| *n += 1);
+    }
+}
+
+/// `url` (`scheme://user@host:port/path`) with its host and port replaced by
+/// `addr`, to send a client through a [`CuttableLink`].
+pub fn through(url: &str, addr: std::net::SocketAddr) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (user, rest) = rest
+        .rsplit_once('@')
+        .map_or(("", rest), |(user, rest)| (user, rest));
+    let path = rest.find('/').map_or("", |at| &rest[at..]);
+    let user = if user.is_empty() {
+        String::new()
+    } else {
+        format!("{user}@")
+    };
+    format!("{scheme}://{user}{addr}{path}")
+}
+
+/// The socket address of the server in `url` (`scheme://user@host:port/...`).
+pub async fn server_of(url: &str) -> anyhow::Result<std::net::SocketAddr> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    tokio::net::lookup_host(authority)
+        .await?
+        .next()
+        .with_context(|| format!("{authority} does not resolve"))
+}

@@ -33,8 +33,9 @@ pub struct OfferDispatcher {
     round_retention: TimeDelta,
 }
 
-fn retry(error: DispatchError) -> Failure {
-    Failure::Retry(anyhow::Error::new(error))
+/// A store failure: retried if transient, dead-lettered at once otherwise.
+fn failure(error: DispatchError) -> Failure {
+    Failure::of_kind(error.kind(), anyhow::Error::new(error))
 }
 
 impl OfferDispatcher {
@@ -79,12 +80,12 @@ impl OfferDispatcher {
             .store
             .open_round(call, &self.policy, now)
             .await
-            .map_err(retry)?;
+            .map_err(failure)?;
         let offers = self
             .store
             .unnotified_offers(call.call_id, now)
             .await
-            .map_err(retry)?;
+            .map_err(failure)?;
         if !offers.is_empty() {
             for offer in &offers {
                 self.notifications
@@ -96,7 +97,7 @@ impl OfferDispatcher {
             self.store
                 .mark_notified(&offers, clock::now())
                 .await
-                .map_err(retry)?;
+                .map_err(failure)?;
         }
         tracing::info!(?round, notified = offers.len(), "call offered");
         Ok(())
@@ -107,12 +108,12 @@ impl OfferDispatcher {
         self.store
             .close_round(call_id, taken_by, clock::now())
             .await
-            .map_err(retry)?;
+            .map_err(failure)?;
         let withdrawals = self
             .store
             .pending_withdrawals(call_id, taken_by)
             .await
-            .map_err(retry)?;
+            .map_err(failure)?;
         if !withdrawals.is_empty() {
             for withdrawal in &withdrawals {
                 self.notifications
@@ -121,7 +122,7 @@ impl OfferDispatcher {
                     .map_err(Failure::Retry)?;
             }
             self.notifications.flush().await.map_err(Failure::Retry)?;
-            self.store.forget_withdrawn(&withdrawals).await.map_err(retry)?;
+            self.store.forget_withdrawn(&withdrawals).await.map_err(failure)?;
         }
         tracing::info!(withdrawn = withdrawals.len(), "call closed for offers");
         Ok(())

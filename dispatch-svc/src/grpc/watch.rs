@@ -72,7 +72,7 @@ impl OfferStreams {
             .notifications
             .subscribe(driver_id)
             .await
-            .map_err(DispatchError::NotificationsUnavailable)?;
+            .map_err(DispatchError::notifications_unavailable)?;
         let open = self.store.open_offers(driver_id, clock::now()).await?;
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let stream = OfferWatch {

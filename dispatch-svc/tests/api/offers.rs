@@ -365,3 +365,39 @@ async fn a_malformed_call_request_is_dead_lettered_and_does_not_hold_up_the_next
     let info = dead_letters.info().await.expect("stream info");
     assert_eq!(info.state.messages, 1);
 }
+
+#[tokio::test]
+async fn a_call_request_the_store_refuses_for_good_is_dead_lettered_at_once_not_retried() {
+    // Arrange: the offers table refuses vans (a constraint no retry can meet).
+    let app = spawn_app().await;
+    sqlx::query("ALTER TABLE offers ADD CONSTRAINT no_vans CHECK (taxi_type <> 'TAXI_TYPE_VAN')")
+        .execute(&app.db)
+        .await
+        .expect("constraint added");
+    // A van the refused offer would go to.
+    app.available_driver(TaxiType::Van, SEOUL_STATION).await;
+    let normal = app.available_driver(TaxiType::Normal, SEOUL_STATION).await;
+    let mut stream = app.watch(normal).await;
+    let (refused, fine) = (Uuid::new_v4(), Uuid::new_v4());
+
+    // Act
+    app.publish_call_event(refused, 1, call_requested(refused, TaxiType::Van, SEOUL_STATION))
+        .await;
+    app.publish_call_event(fine, 1, call_requested(fine, TaxiType::Normal, SEOUL_STATION))
+        .await;
+
+    // Assert: the next call is offered, and the refused one is a dead letter
+    // already (a retry would keep it for the consumer's whole retry budget).
+    let offered = next_event(&mut stream).await;
+    assert_eq!(offer_of(&offered).call_id, fine.to_string());
+    eventually("the refused request is dead-lettered", || async {
+        let mut dead_letters = app
+            .js
+            .get_stream(app.config.nats.subjects().dead_letter_stream())
+            .await
+            .expect("the dead-letter stream exists");
+        dead_letters.info().await.expect("stream info").state.messages == 1
+    })
+    .await;
+    assert!(app.offered_drivers(refused).await.is_empty());
+}

@@ -40,11 +40,20 @@ pub(crate) async fn spawn_app() -> TestApp {
 
 /// payment-svc charging through `provider`.
 pub(crate) async fn spawn_app_with(provider: Arc<dyn PaymentProvider>) -> TestApp {
+    spawn_app_configured(provider, |_| {}).await
+}
+
+/// payment-svc charging through `provider`, with the test configuration
+/// changed by `adjust`.
+pub(crate) async fn spawn_app_configured(
+    provider: Arc<dyn PaymentProvider>,
+    adjust: impl FnOnce(&mut Config),
+) -> TestApp {
     svc_kit::testing::init_logs();
     let url = svc_kit::testing::fresh_database()
         .await
         .expect("PostgreSQL at 127.0.0.1:5432 accepts user postgres");
-    let config = Config {
+    let mut config = Config {
         listen_addr: "127.0.0.1:0".into(),
         nats: eventbus::testing::isolated(),
         database: DatabaseConfig {
@@ -54,6 +63,7 @@ pub(crate) async fn spawn_app_with(provider: Arc<dyn PaymentProvider>) -> TestAp
         health_interval_ms: 100,
         ..Config::default()
     };
+    adjust(&mut config);
     let app = App::build_with_provider(config.clone(), provider)
         .await
         .expect("app builds");

@@ -18,6 +18,7 @@ if [ "${1:-}" = "--detach" ]; then detach=1; fi
 
 bash scripts/ensure-infra.sh
 bash scripts/npm-install.sh .
+bash scripts/dev-keys.sh
 
 DB_URL=${TAXI_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/taxi}
 if ! psql "${DB_URL%/*}/postgres" -Atqc "SELECT 1 FROM pg_database WHERE datname = '${DB_URL##*/}'" | grep -q 1; then

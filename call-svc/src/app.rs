@@ -6,6 +6,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::Context as _;
 use outbox::Relay;
 use sqlx::PgPool;
+use svc_kit::identity::{Signer, Verifier};
 use taxi_proto::{
     call::v1::call_service_server::CallServiceServer,
     dispatch::v1::dispatch_service_client::DispatchServiceClient,
@@ -22,6 +23,7 @@ const SERVICE_NAME: &str = <CallServiceServer<CallApi> as NamedService>::NAME;
 pub struct App {
     listener: TcpListener,
     local_addr: SocketAddr,
+    verifier: Arc<Verifier>,
     pool: PgPool,
     relay: Relay,
     calls: Arc<Calls>,
@@ -32,6 +34,8 @@ impl App {
     /// Binds `config.listen_addr`, connects to PostgreSQL and applies migrations.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
+        let verifier = Arc::new(Verifier::from_config(&config.trust)?);
+        let signer = Signer::from_config("call-svc", &config.identity)?;
         let listener = TcpListener::bind(&config.listen_addr)
             .await
             .with_context(|| format!("cannot bind {}", config.listen_addr))?;
@@ -48,10 +52,11 @@ impl App {
         );
         let dispatch = DispatchServiceClient::new(config.dispatch.channel()?);
         let payment = PaymentServiceClient::new(config.payment.channel()?);
-        let calls = Arc::new(Calls::new(pool.clone(), dispatch, payment, &config));
+        let calls = Arc::new(Calls::new(pool.clone(), dispatch, payment, signer, &config));
         Ok(Self {
             listener,
             local_addr,
+            verifier,
             pool,
             relay,
             calls,
@@ -77,6 +82,7 @@ impl App {
         let served = svc_kit::grpc::serve_with_health(
             self.listener,
             routes,
+            self.verifier.clone(),
             &[SERVICE_NAME],
             Duration::from_millis(self.config.health_interval_ms),
             svc_kit::db::probe(&self.pool),

@@ -5,6 +5,7 @@
 use eventbus::NatsConfig;
 use outbox::RelayConfig;
 use serde::{Deserialize, Serialize};
+use svc_kit::identity::{SignerConfig, TrustConfig};
 use svc_kit::{db::DatabaseConfig, grpc::ClientConfig, telemetry::LogConfig};
 
 use crate::domain::fare::FareTable;
@@ -17,6 +18,12 @@ pub struct Config {
     pub listen_addr: String,
     pub database: DatabaseConfig,
     pub log: LogConfig,
+    /// Whose identity tokens to believe: the gateway's for people, the
+    /// services' for the `service` role.
+    pub trust: TrustConfig,
+    /// The key call-svc signs its own identity with when calling dispatch-svc
+    /// and payment-svc.
+    pub identity: SignerConfig,
     /// Where domain events go.
     pub nats: NatsConfig,
     /// How the outbox is published.
@@ -77,6 +84,8 @@ impl Default for Config {
             listen_addr: "127.0.0.1:50051".into(),
             database: DatabaseConfig::default(),
             log: LogConfig::default(),
+            trust: TrustConfig::default(),
+            identity: SignerConfig::development("call-svc"),
             nats: NatsConfig::default(),
             relay: RelayConfig::default(),
             dispatch: ClientConfig::new("http://127.0.0.1:50052"),

@@ -19,7 +19,10 @@ use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt as _};
 use sqlx::PgPool;
 use svc_kit::{
-    breaker::CircuitBreaker, failure::FailureKind, geo::GeoPoint, identity::Caller, identity::service_request,
+    breaker::CircuitBreaker,
+    failure::FailureKind,
+    geo::GeoPoint,
+    identity::{Caller, Signer},
 };
 use taxi_proto::{
     common::v1::TaxiType,
@@ -44,8 +47,6 @@ use crate::{
 };
 
 /// How call-svc identifies itself to the services it calls.
-const SERVICE_NAME: &str = "call-svc";
-
 /// How many rows one sweep takes of each kind.
 const SWEEP_BATCH: i64 = 100;
 
@@ -70,6 +71,8 @@ pub struct Calls {
     pool: PgPool,
     dispatch: DispatchServiceClient<Channel>,
     payment: PaymentServiceClient<Channel>,
+    /// Signs call-svc's own identity on its calls to dispatch and payment.
+    signer: Signer,
     dispatch_breaker: CircuitBreaker,
     fares: FareTable,
     saga: SagaConfig,
@@ -80,12 +83,14 @@ impl Calls {
         pool: PgPool,
         dispatch: DispatchServiceClient<Channel>,
         payment: PaymentServiceClient<Channel>,
+        signer: Signer,
         config: &Config,
     ) -> Self {
         Self {
             pool,
             dispatch,
             payment,
+            signer,
             dispatch_breaker: CircuitBreaker::new(
                 config.saga.dispatch_failure_threshold,
                 Duration::from_millis(config.saga.dispatch_open_ms),
@@ -165,7 +170,7 @@ impl Calls {
         match self
             .dispatch
             .clone()
-            .check_availability(service_request(SERVICE_NAME, check))
+            .check_availability(self.signer.service_request(check))
             .await
         {
             Ok(response) => {
@@ -210,7 +215,7 @@ impl Calls {
         if let Err(status) = self
             .dispatch
             .clone()
-            .assign_driver(service_request(SERVICE_NAME, assign))
+            .assign_driver(self.signer.service_request(assign))
             .await
         {
             if is_transient(&status) {
@@ -236,7 +241,7 @@ impl Calls {
         let entry = match self
             .payment
             .clone()
-            .charge_advance(service_request(SERVICE_NAME, charge))
+            .charge_advance(self.signer.service_request(charge))
             .await
         {
             Ok(response) => response
@@ -487,7 +492,7 @@ impl Calls {
         let settled = self
             .payment
             .clone()
-            .settle_final(service_request(SERVICE_NAME, settle))
+            .settle_final(self.signer.service_request(settle))
             .await?
             .into_inner();
         match settled.entry {
@@ -508,7 +513,7 @@ impl Calls {
         };
         self.dispatch
             .clone()
-            .release_driver(service_request(SERVICE_NAME, release))
+            .release_driver(self.signer.service_request(release))
             .await?;
         Ok(())
     }

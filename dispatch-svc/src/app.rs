@@ -3,13 +3,14 @@
 //! relay, the consumer of call events that makes offers, and the cleanup of
 //! expired offers.
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use async_nats::jetstream;
 use eventbus::consumer::Consumer;
 use outbox::Relay;
 use sqlx::PgPool;
+use svc_kit::identity::Verifier;
 use taxi_proto::dispatch::v1::dispatch_service_server::{DispatchServiceServer, SERVICE_NAME};
 use tokio::{net::TcpListener, sync::watch};
 use tonic::service::Routes;
@@ -28,6 +29,7 @@ use crate::{
 pub struct App {
     listener: TcpListener,
     local_addr: SocketAddr,
+    verifier: Arc<Verifier>,
     pool: PgPool,
     js: jetstream::Context,
     relay: Relay,
@@ -40,6 +42,7 @@ impl App {
     /// migrations, and connects to NATS (without waiting for it).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
+        let verifier = Arc::new(Verifier::from_config(&config.trust)?);
         let listener = TcpListener::bind(&config.listen_addr)
             .await
             .with_context(|| format!("cannot bind {}", config.listen_addr))?;
@@ -66,6 +69,7 @@ impl App {
         Ok(Self {
             listener,
             local_addr,
+            verifier,
             pool,
             js,
             relay,
@@ -117,6 +121,7 @@ impl App {
         let served = svc_kit::grpc::serve_with_health(
             self.listener,
             routes,
+            self.verifier.clone(),
             &[SERVICE_NAME],
             Duration::from_millis(config.health_interval_ms),
             svc_kit::db::probe(&self.pool),

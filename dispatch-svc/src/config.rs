@@ -6,6 +6,7 @@ use chrono::TimeDelta;
 use eventbus::{NatsConfig, consumer::ConsumerConfig};
 use outbox::RelayConfig;
 use serde::{Deserialize, Serialize};
+use svc_kit::identity::TrustConfig;
 use svc_kit::{db::DatabaseConfig, telemetry::LogConfig};
 
 use crate::domain::{OfferPolicy, area::MAX_RADIUS_M};
@@ -23,6 +24,9 @@ pub struct Config {
     pub listen_addr: String,
     pub database: DatabaseConfig,
     pub log: LogConfig,
+    /// Whose identity tokens to believe: the gateway's for people, the
+    /// services' for the `service` role.
+    pub trust: TrustConfig,
     /// Where domain events go.
     pub nats: NatsConfig,
     /// How the outbox is published.
@@ -57,6 +61,7 @@ impl Default for Config {
             listen_addr: "127.0.0.1:50052".into(),
             database: DatabaseConfig::default(),
             log: LogConfig::default(),
+            trust: TrustConfig::default(),
             nats: NatsConfig::default(),
             relay: RelayConfig::default(),
             health_interval_ms: 2_000,

@@ -5,6 +5,7 @@
 use std::{collections::HashMap, future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
+use svc_kit::identity::Signer;
 use tokio::net::TcpListener;
 use tonic::{
     service::Routes,
@@ -77,6 +78,7 @@ impl App {
             routes: RouteTable::from_descriptors(limits)?,
             upstreams,
             auth: Authenticator::from_config(&config.auth)?,
+            signer: Signer::from_config("gateway-grpc-web", &config.identity)?,
             limiter: RateLimiter::new(limits.rate_per_second, limits.burst),
             streams: StreamLimiter::new(limits.max_streams_per_subject),
             read_retries: limits.read_retries,

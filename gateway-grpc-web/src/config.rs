@@ -4,6 +4,7 @@
 //! `GATEWAY_HTTP_ADDR`, `GATEWAY_DEV_TOKENS`).
 
 use serde::{Deserialize, Serialize};
+use svc_kit::identity::SignerConfig;
 use svc_kit::{grpc::ClientConfig, telemetry::LogConfig};
 
 /// The secret the dev token command and a default gateway share. Never use it
@@ -28,6 +29,8 @@ pub struct Config {
     pub dev_tokens: bool,
     pub backends: BackendsConfig,
     pub auth: AuthConfig,
+    /// The key the gateway signs the verified identity with for the backends.
+    pub identity: SignerConfig,
     pub cors: CorsConfig,
     pub limits: LimitsConfig,
     pub log: LogConfig,
@@ -110,6 +113,7 @@ impl Default for Config {
                 query: upstream("http://127.0.0.1:50054"),
             },
             auth: AuthConfig::default(),
+            identity: SignerConfig::development("gateway"),
             cors: CorsConfig::default(),
             limits: LimitsConfig::default(),
             log: LogConfig::default(),

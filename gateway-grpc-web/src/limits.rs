@@ -5,11 +5,12 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{Arc, Mutex},
     task::{Context, Poll},
     time::Instant,
 };
 
+use svc_kit::sync::lock;
 use tonic::{Status, body::Body};
 use tower::{BoxError, Layer, Service, load_shed::error::Overloaded};
 
@@ -99,12 +100,6 @@ impl Drop for StreamPermit {
             }
         }
     }
-}
-
-/// Locks a limiter's map. A poisoned lock only means a panic elsewhere; the
-/// map is still valid.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Turns tower's `Overloaded` (from `LoadShed` in front of the concurrency

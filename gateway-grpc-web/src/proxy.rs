@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use svc_kit::{
     breaker::CircuitBreaker,
-    identity::{Caller, ROLE_HEADER, SUBJECT_HEADER},
+    identity::{IDENTITY_HEADER, Signer},
 };
 use tonic::{Code, Status, body::Body, server::NamedService, transport::Channel};
 use tower::{Service, ServiceExt as _};
@@ -41,6 +41,8 @@ pub struct Proxy {
     pub routes: RouteTable,
     pub upstreams: HashMap<Backend, Upstream>,
     pub auth: Authenticator,
+    /// Signs the verified identity for the backends.
+    pub signer: Signer,
     pub limiter: RateLimiter,
     pub streams: StreamLimiter,
     pub read_retries: u32,
@@ -72,7 +74,7 @@ impl Proxy {
         if !self.limiter.allow(&subject) {
             return Err(Status::resource_exhausted("too many requests; slow down"));
         }
-        let request = with_identity(request, &caller, route.deadline);
+        let request = with_identity(request, self.signer.header_value(&caller), route.deadline);
         let upstream = self
             .upstreams
             .get(&route.backend)
@@ -171,11 +173,12 @@ async fn call(upstream: &Upstream, route: Route, request: http::Request<Body>) -
     }
 }
 
-/// Drops whatever identity the client sent and states the verified one; sets
-/// the route's deadline unless the client asked for a shorter one.
+/// Drops whatever identity the client sent (every `x-taxi-*` entry and the
+/// bearer token) and adds `identity`, the signed token of the verified
+/// caller; sets the route's deadline unless the client asked for a shorter one.
 fn with_identity(
     request: http::Request<Body>,
-    caller: &Caller,
+    identity: Option<http::HeaderValue>,
     deadline: Option<Duration>,
 ) -> http::Request<Body> {
     let (mut parts, body) = request.into_parts();
@@ -189,12 +192,9 @@ fn with_identity(
         parts.headers.remove(name);
     }
     parts.headers.remove(http::header::AUTHORIZATION);
-    if let Ok(subject) = caller.to_string().parse() {
-        parts.headers.insert(SUBJECT_HEADER, subject);
+    if let Some(identity) = identity {
+        parts.headers.insert(IDENTITY_HEADER, identity);
     }
-    parts
-        .headers
-        .insert(ROLE_HEADER, http::HeaderValue::from_static(caller.role()));
     if let Some(deadline) = deadline {
         let asked = parts.headers.get("grpc-timeout").and_then(parse_grpc_timeout);
         let effective = asked.map_or(deadline, |asked| asked.min(deadline));
@@ -257,27 +257,26 @@ public_service!(QueryRoutes, "taxi.query.v1.QueryService");
 #[cfg(test)]
 mod tests {
     use super::*;
-    use uuid::Uuid;
 
     #[test]
     fn forged_identity_is_replaced_by_the_verified_one() {
         let mut request = http::Request::new(Body::empty());
-        request
-            .headers_mut()
-            .insert(SUBJECT_HEADER, "someone-else".parse().expect("ascii"));
-        request
-            .headers_mut()
-            .insert(ROLE_HEADER, "service".parse().expect("ascii"));
-        request
-            .headers_mut()
-            .insert("x-taxi-anything", "x".parse().expect("ascii"));
-        let caller = Caller::Customer(Uuid::new_v4());
+        for (name, value) in [
+            ("x-taxi-subject", "someone-else"),
+            ("x-taxi-role", "service"),
+            ("x-taxi-identity", "a.forged.token"),
+            ("x-taxi-anything", "x"),
+        ] {
+            request.headers_mut().insert(name, value.parse().expect("ascii"));
+        }
+        let verified = http::HeaderValue::from_static("the.signed.token");
 
-        let forwarded = with_identity(request, &caller, None);
+        let forwarded = with_identity(request, Some(verified.clone()), None);
 
-        assert_eq!(forwarded.headers()[SUBJECT_HEADER], caller.to_string());
-        assert_eq!(forwarded.headers()[ROLE_HEADER], "customer");
-        assert!(forwarded.headers().get("x-taxi-anything").is_none());
+        assert_eq!(forwarded.headers()[IDENTITY_HEADER], verified);
+        for name in ["x-taxi-subject", "x-taxi-role", "x-taxi-anything"] {
+            assert!(forwarded.headers().get(name).is_none(), "{name}");
+        }
     }
 
     #[test]
@@ -286,12 +285,11 @@ mod tests {
         request
             .headers_mut()
             .insert("grpc-timeout", "500m".parse().expect("ascii"));
-        let caller = Caller::Driver(Uuid::new_v4());
-        let forwarded = with_identity(request, &caller, Some(Duration::from_secs(3)));
+        let forwarded = with_identity(request, None, Some(Duration::from_secs(3)));
         assert_eq!(forwarded.headers()["grpc-timeout"], "500m");
         let forwarded = with_identity(
             http::Request::new(Body::empty()),
-            &caller,
+            None,
             Some(Duration::from_secs(3)),
         );
         assert_eq!(forwarded.headers()["grpc-timeout"], "3000m");

@@ -139,6 +139,7 @@ mod tests {
             http_addr: "127.0.0.1:0".into(),
             web_root: web_root().display().to_string(),
             dev_tokens,
+            identity: svc_kit::testing::gateway_signer(),
             ..Config::default()
         };
         config.auth.hs256_secret = format!("test-secret-{}", Uuid::new_v4());

@@ -7,15 +7,22 @@
 //!   through the gateway against the same call made directly to query-svc.
 //!   Run the gateway with a rate limit above the load, e.g.
 //!   `GATEWAY_LIMITS__RATE_PER_SECOND=1000000 GATEWAY_LIMITS__BURST=1000000`.
+//!
+//! Calls made directly to a service stand in for the gateway: they carry an
+//! identity token signed with the gateway's key, by default the development
+//! key `scripts/run.sh` creates (`LOADGEN_SIGNING_KEY_FILE` to change it).
 
 mod gateway;
 mod trips;
 
-use std::time::Instant;
+use std::{sync::OnceLock, time::Instant};
 
 use hdrhistogram::Histogram;
-use svc_kit::identity::Caller;
+use svc_kit::identity::{Caller, Signer, SignerConfig};
 use tonic::{Request, transport::Channel};
+
+/// Signs the identities of direct calls, as the gateway would.
+static SIGNER: OnceLock<Signer> = OnceLock::new();
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -23,6 +30,10 @@ async fn main() -> anyhow::Result<()> {
     let number = |i: usize, default: u64| -> anyhow::Result<u64> {
         Ok(args.get(i).map(|a| a.parse()).transpose()?.unwrap_or(default))
     };
+    let key = SignerConfig {
+        signing_key_file: url("LOADGEN_SIGNING_KEY_FILE", ".run/keys/gateway.key.pem").into(),
+    };
+    let _ = SIGNER.set(Signer::from_config("loadgen", &key)?);
     match args.first().map(String::as_str) {
         Some("gateway") => gateway::run(number(1, 10)?, usize::try_from(number(2, 8)?)?).await,
         Some("trips") | None => trips::run(number(1, 30)?, usize::try_from(number(2, 4)?)?).await,
@@ -34,10 +45,13 @@ fn url(var: &str, default: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| default.to_owned())
 }
 
+/// `message` on behalf of `caller`, straight to a service.
 fn as_caller<T>(caller: &Caller, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    caller.attach(&mut request);
-    request
+    match SIGNER.get() {
+        Some(signer) => signer.request(caller, message),
+        // Set before any request is made; without it the service refuses.
+        None => Request::new(message),
+    }
 }
 
 fn micros(since: Instant) -> u64 {

@@ -6,6 +6,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::Context as _;
 use outbox::Relay;
 use sqlx::PgPool;
+use svc_kit::identity::Verifier;
 use taxi_proto::payment::v1::payment_service_server::PaymentServiceServer;
 use tokio::net::TcpListener;
 use tonic::{server::NamedService, service::Routes};
@@ -24,6 +25,7 @@ const SERVICE_NAME: &str = <PaymentServiceServer<PaymentApi> as NamedService>::N
 pub struct App {
     listener: TcpListener,
     local_addr: SocketAddr,
+    verifier: Arc<Verifier>,
     pool: PgPool,
     relay: Relay,
     payments: Arc<Payments>,
@@ -43,6 +45,7 @@ impl App {
         provider: Arc<dyn PaymentProvider>,
     ) -> anyhow::Result<Self> {
         config.validate()?;
+        let verifier = Arc::new(Verifier::from_config(&config.trust)?);
         let listener = TcpListener::bind(&config.listen_addr)
             .await
             .with_context(|| format!("cannot bind {}", config.listen_addr))?;
@@ -65,6 +68,7 @@ impl App {
         Ok(Self {
             listener,
             local_addr,
+            verifier,
             pool,
             relay,
             payments,
@@ -90,6 +94,7 @@ impl App {
         let served = svc_kit::grpc::serve_with_health(
             self.listener,
             routes,
+            self.verifier.clone(),
             &[SERVICE_NAME],
             Duration::from_millis(self.config.health_interval_ms),
             svc_kit::db::probe(&self.pool),

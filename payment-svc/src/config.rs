@@ -5,6 +5,7 @@
 use eventbus::NatsConfig;
 use outbox::RelayConfig;
 use serde::{Deserialize, Serialize};
+use svc_kit::identity::TrustConfig;
 use svc_kit::{db::DatabaseConfig, telemetry::LogConfig};
 
 /// Everything payment-svc needs to start.
@@ -15,6 +16,9 @@ pub struct Config {
     pub listen_addr: String,
     pub database: DatabaseConfig,
     pub log: LogConfig,
+    /// Whose identity tokens to believe: the gateway's for people, the
+    /// services' for the `service` role.
+    pub trust: TrustConfig,
     /// Where domain events go.
     pub nats: NatsConfig,
     /// How the outbox is published.
@@ -34,6 +38,7 @@ impl Default for Config {
             listen_addr: "127.0.0.1:50053".into(),
             database: DatabaseConfig::default(),
             log: LogConfig::default(),
+            trust: TrustConfig::default(),
             nats: NatsConfig::default(),
             relay: RelayConfig::default(),
             health_interval_ms: 2_000,

@@ -5,6 +5,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use async_nats::jetstream;
+use svc_kit::identity::Verifier;
 use taxi_proto::query::v1::query_service_server::QueryServiceServer;
 use tokio::net::TcpListener;
 use tonic::{server::NamedService, service::Routes};
@@ -17,6 +18,7 @@ const SERVICE_NAME: &str = <QueryServiceServer<QueryApi> as NamedService>::NAME;
 pub struct App {
     listener: TcpListener,
     local_addr: SocketAddr,
+    verifier: Arc<Verifier>,
     store: Store,
     hub: Hub,
     reads: Arc<Reads>,
@@ -31,6 +33,7 @@ impl App {
     /// notifications.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
+        let verifier = Arc::new(Verifier::from_config(&config.trust)?);
         let listener = TcpListener::bind(&config.listen_addr)
             .await
             .with_context(|| format!("cannot bind {}", config.listen_addr))?;
@@ -54,6 +57,7 @@ impl App {
         Ok(Self {
             listener,
             local_addr,
+            verifier,
             store,
             hub,
             reads,
@@ -90,6 +94,7 @@ impl App {
         let served = svc_kit::grpc::serve_with_health(
             self.listener,
             routes,
+            self.verifier.clone(),
             &[SERVICE_NAME],
             Duration::from_millis(self.config.health_interval_ms),
             probe,

@@ -4,6 +4,7 @@
 
 use eventbus::{NatsConfig, consumer::ConsumerConfig};
 use serde::{Deserialize, Serialize};
+use svc_kit::identity::TrustConfig;
 use svc_kit::telemetry::LogConfig;
 
 /// Everything query-svc needs to start.
@@ -17,6 +18,9 @@ pub struct Config {
     /// Tuning of the projector's durable consumer.
     pub consumer: ConsumerConfig,
     pub log: LogConfig,
+    /// Whose identity tokens to believe: the gateway's for people, the
+    /// services' for the `service` role.
+    pub trust: TrustConfig,
     /// How often Redis is probed for the health service.
     pub health_interval_ms: u64,
     /// Longest wait of `GetCallView(min_version)` (and of `WatchCall` for a
@@ -58,6 +62,7 @@ impl Default for Config {
             nats: NatsConfig::default(),
             consumer: ConsumerConfig::default(),
             log: LogConfig::default(),
+            trust: TrustConfig::default(),
             health_interval_ms: 2_000,
             read_your_writes_timeout_ms: 2_000,
         }

@@ -49,17 +49,11 @@ impl Projector {
     }
 
     fn cached(&self) -> Option<String> {
-        self.generation
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        svc_kit::sync::lock(&self.generation).clone()
     }
 
     fn remember(&self, generation: Option<String>) {
-        *self
-            .generation
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = generation;
+        *svc_kit::sync::lock(&self.generation) = generation;
     }
 
     /// Applies one event: `Poison` if it can never be applied, `Retry` if

@@ -35,10 +35,7 @@ impl CircuitBreaker {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // A poisoned lock only means a panic elsewhere; the state is still a valid value.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::sync::lock(&self.state)
     }
 
     /// Whether a call may go ahead now. While half-open only one probe is allowed.

@@ -1,14 +1,24 @@
-//! Serving a service's gRPC routes next to `grpc.health.v1` and reflection, and
-//! building channels to other services.
+//! Serving a service's gRPC routes next to `grpc.health.v1` and reflection,
+//! behind identity verification, and building channels to other services.
 
-use std::{future::Future, time::Duration};
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use tokio::net::TcpListener;
 use tonic::{
+    body::Body,
+    codegen::http,
     service::Routes,
     transport::{Channel, Endpoint, Server, server::TcpIncoming},
 };
 use tonic_health::{ServingStatus, server::HealthReporter};
+
+use crate::identity::Verifier;
 
 /// Adds gRPC reflection for `service_names` (fully qualified, for example
 /// `taxi.call.v1.CallService`), in both the v1 and v1alpha protocols so that
@@ -34,14 +44,49 @@ fn with_reflection(mut routes: Routes, service_names: &[&str]) -> anyhow::Result
 async fn serve(
     listener: TcpListener,
     routes: Routes,
+    verifier: Arc<Verifier>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     Server::builder()
+        // Outermost, so no handler ever sees an identity it did not verify.
+        .layer(tower::layer::layer_fn(move |inner| VerifyIdentity {
+            inner,
+            verifier: verifier.clone(),
+        }))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())
+}
+
+/// Runs [`Verifier::establish`] on every request before the routes see it,
+/// and answers a bad identity token with UNAUTHENTICATED itself.
+#[derive(Clone)]
+struct VerifyIdentity<S> {
+    inner: S,
+    verifier: Arc<Verifier>,
+}
+
+impl<S> tower::Service<http::Request<Body>> for VerifyIdentity<S>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>> + Send,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+        match self.verifier.establish(request.headers_mut()) {
+            Ok(()) => Box::pin(self.inner.call(request)),
+            Err(status) => Box::pin(async move { Ok(status.into_http()) }),
+        }
+    }
 }
 
 /// Serves `routes` (the service's own gRPC services, named `service_names`)
@@ -49,10 +94,12 @@ async fn serve(
 /// resolves, then drains in-flight requests.
 ///
 /// Health starts SERVING, since the service was just built against reachable
-/// stores, and then follows `probe`, run every `health_interval`.
+/// stores, and then follows `probe`, run every `health_interval`. Every
+/// request's identity is checked by `verifier` first.
 pub async fn serve_with_health<F, Fut>(
     listener: TcpListener,
     routes: Routes,
+    verifier: Arc<Verifier>,
     service_names: &[&str],
     health_interval: Duration,
     probe: F,
@@ -68,7 +115,7 @@ where
     }
     let routes = with_reflection(routes.add_service(health_service), service_names)?;
     tokio::select! {
-        served = serve(listener, routes, shutdown) => served,
+        served = serve(listener, routes, verifier, shutdown) => served,
         () = report_health(reporter, service_names, health_interval, probe) => {
             anyhow::bail!("health reporter stopped")
         }

@@ -3,7 +3,8 @@
 //! - [`config`]: typed configuration from environment variables with defaults.
 //! - [`telemetry`]: one `tracing` subscriber (JSON or pretty).
 //! - [`grpc`]: serving with health, reflection and graceful drain; client channels.
-//! - [`identity`]: who is calling, from the `x-taxi-*` metadata.
+//! - [`identity`]: who is calling: signed identity tokens, verified before
+//!   every handler.
 //! - [`failure`]: the one error policy: caller's, transient or permanent,
 //!   and how each maps to gRPC.
 //! - [`validate`]: request validation that reports every bad field at once.
@@ -11,6 +12,7 @@
 //!   migrations at start-up.
 //! - [`geo`]: coordinates and distances.
 //! - [`breaker`]: a circuit breaker for calls to another service.
+//! - [`sync`]: locking shared state.
 //! - [`clock`]: the current UTC time at the precision the stores keep, and
 //!   its protobuf form.
 //! - `testing` (feature): in-process services, server processes and fresh
@@ -28,6 +30,7 @@ pub mod geo;
 pub mod grpc;
 pub mod identity;
 pub mod shutdown;
+pub mod sync;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

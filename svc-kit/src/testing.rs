@@ -324,3 +324,51 @@ pub async fn server_of(url: &str) -> anyhow::Result<std::net::SocketAddr> {
         .next()
         .with_context(|| format!("{authority} does not resolve"))
 }
+
+/// The test deployment's trust: the fixture keys in `svc-kit/test-keys/`
+/// (made for tests only; never deployed). The gateway's key vouches for
+/// people, call-svc's for the `service` role.
+pub fn trust() -> crate::identity::TrustConfig {
+    crate::identity::TrustConfig {
+        gateway_public_key_file: concat!(env!("CARGO_MANIFEST_DIR"), "/test-keys/gateway.pub.pem").into(),
+        service_public_key_files: vec![
+            concat!(env!("CARGO_MANIFEST_DIR"), "/test-keys/call-svc.pub.pem").into(),
+        ],
+    }
+}
+
+/// The fixture signing key of the gateway.
+pub fn gateway_signer() -> crate::identity::SignerConfig {
+    crate::identity::SignerConfig {
+        signing_key_file: concat!(env!("CARGO_MANIFEST_DIR"), "/test-keys/gateway.key.pem").into(),
+    }
+}
+
+/// The fixture signing key of call-svc.
+pub fn service_signer() -> crate::identity::SignerConfig {
+    crate::identity::SignerConfig {
+        signing_key_file: concat!(env!("CARGO_MANIFEST_DIR"), "/test-keys/call-svc.key.pem").into(),
+    }
+}
+
+/// `message` sent directly to a backend on behalf of `caller`, with the token
+/// the gateway (for people) or call-svc (for the `service` role) would sign.
+pub fn as_caller<T>(caller: &crate::identity::Caller, message: T) -> tonic::Request<T> {
+    use std::sync::OnceLock;
+
+    use crate::identity::{Caller, Signer};
+
+    static GATEWAY: OnceLock<Signer> = OnceLock::new();
+    static SERVICE: OnceLock<Signer> = OnceLock::new();
+    // The fixtures are part of this crate, so they are always there.
+    let signer = match caller {
+        Caller::Service(_) => SERVICE.get_or_init(|| {
+            Signer::from_config("call-svc", &service_signer()).expect("the fixture key of call-svc")
+        }),
+        _ => GATEWAY.get_or_init(|| {
+            Signer::from_config("gateway-grpc-web", &gateway_signer())
+                .expect("the fixture key of the gateway")
+        }),
+    };
+    signer.request(caller, message)
+}

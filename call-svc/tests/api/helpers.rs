@@ -52,6 +52,8 @@ pub struct TestSystem {
 pub fn test_call_config() -> call_svc::Config {
     let mut config = call_svc::Config {
         listen_addr: "127.0.0.1:0".into(),
+        trust: svc_kit::testing::trust(),
+        identity: svc_kit::testing::service_signer(),
         ..Default::default()
     };
     config.saga.sweep_interval_ms = 100;
@@ -118,6 +120,7 @@ impl TestSystem {
     pub async fn start_dispatch(&mut self) {
         let config = dispatch_svc::Config {
             listen_addr: "127.0.0.1:0".into(),
+            trust: svc_kit::testing::trust(),
             database: self.database(),
             nats: self.nats.clone(),
             ..Default::default()
@@ -133,6 +136,7 @@ impl TestSystem {
     pub async fn start_payment(&mut self) {
         let config = payment_svc::Config {
             listen_addr: self.payment_listen_addr.clone(),
+            trust: svc_kit::testing::trust(),
             database: self.database(),
             nats: self.nats.clone(),
             ..Default::default()
@@ -176,6 +180,7 @@ impl TestSystem {
     pub async fn start_query(&mut self) {
         let mut config = query_svc::Config {
             listen_addr: "127.0.0.1:0".into(),
+            trust: svc_kit::testing::trust(),
             nats: self.nats.clone(),
             read_your_writes_timeout_ms: 5_000,
             ..Default::default()
@@ -278,7 +283,10 @@ impl TestSystem {
             call_id: call_id.into(),
         };
         self.payment_client()
-            .list_payments(svc_kit::identity::service_request("test", request))
+            .list_payments(svc_kit::testing::as_caller(
+                &Caller::Service("test".into()),
+                request,
+            ))
             .await
             .expect("list payments")
             .into_inner()
@@ -289,7 +297,10 @@ impl TestSystem {
             call_id: call_id.into(),
         };
         self.call_client()
-            .get_call(svc_kit::identity::service_request("test", request))
+            .get_call(svc_kit::testing::as_caller(
+                &Caller::Service("test".into()),
+                request,
+            ))
             .await
             .expect("get call")
             .into_inner()
@@ -346,7 +357,9 @@ impl TestSystem {
         .expect("connect call-svc's schema");
         let dispatch = DispatchServiceClient::new(config.dispatch.channel().expect("dispatch channel"));
         let payment = PaymentServiceClient::new(config.payment.channel().expect("payment channel"));
-        call_svc::service::Calls::new(pool, dispatch, payment, config)
+        let signer =
+            svc_kit::identity::Signer::from_config("call-svc", &config.identity).expect("the signing key");
+        call_svc::service::Calls::new(pool, dispatch, payment, signer, config)
     }
 
     /// Every event type in call-svc's outbox, in commit order.
@@ -391,9 +404,7 @@ pub fn as_driver<T>(driver: Uuid, message: T) -> Request<T> {
 }
 
 pub fn with_identity<T>(caller: Caller, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    caller.attach(&mut request);
-    request
+    svc_kit::testing::as_caller(&caller, message)
 }
 
 pub async fn accept(

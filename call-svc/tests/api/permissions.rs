@@ -137,3 +137,44 @@ async fn accept_as(system: &TestSystem, caller: Caller, call_id: &str) -> Code {
         .expect_err("refused")
         .code()
 }
+
+#[tokio::test]
+async fn a_peer_that_only_states_an_identity_can_neither_cancel_a_call_nor_request_one() {
+    // Arrange: the owner's id in plain metadata, as any process that reaches
+    // call-svc's port could send it, with no token the gateway signed.
+    let system = spawn_system().await;
+    let owner = Uuid::new_v4();
+    let (call, _driver) = system.accepted_call(owner).await;
+    fn stated<T>(owner: Uuid, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        let metadata = request.metadata_mut();
+        metadata.insert("x-taxi-role", "customer".parse().expect("ascii"));
+        metadata.insert("x-taxi-subject", owner.to_string().parse().expect("ascii"));
+        request
+    }
+    let cancel = CancelCallRequest {
+        call_id: call.call_id.clone(),
+        expected_version: 0,
+    };
+
+    // Act
+    let canceled = system
+        .call_client()
+        .cancel_call(stated(owner, cancel))
+        .await
+        .expect_err("not authenticated");
+    let requested = system
+        .call_client()
+        .request_call(stated(owner, call_request("tok_visa")))
+        .await
+        .expect_err("not authenticated");
+
+    // Assert: refused, the call untouched and no second call made.
+    assert_eq!(canceled.code(), Code::Unauthenticated);
+    assert_eq!(requested.code(), Code::Unauthenticated);
+    assert_eq!(
+        system.get_call(&call.call_id).await.status(),
+        CallStatus::Accepted
+    );
+    assert_eq!(system.ledger(&call.call_id).await.entries.len(), 1, "no refund");
+}

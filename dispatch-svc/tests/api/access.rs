@@ -167,3 +167,31 @@ async fn watching_offers_without_an_identity_is_unauthenticated() {
     // Assert
     assert_eq!(err.code(), Code::Unauthenticated);
 }
+
+#[tokio::test]
+async fn an_assignment_from_a_peer_that_only_states_the_service_role_is_refused_and_assigns_nothing() {
+    // Arrange: plain metadata, as any process that reaches the port can send.
+    let app = spawn_app().await;
+    let driver = app.available_driver(TaxiType::Normal, SEOUL_STATION).await;
+    let before = app.row_counts().await;
+    let mut forged = Request::new(assign(driver));
+    forged
+        .metadata_mut()
+        .insert("x-taxi-role", "service".parse().expect("ascii"));
+    forged
+        .metadata_mut()
+        .insert("x-taxi-subject", "call-svc".parse().expect("ascii"));
+
+    // Act
+    let status = app
+        .client
+        .clone()
+        .assign_driver(forged)
+        .await
+        .expect_err("not an authenticated service");
+
+    // Assert
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(app.row_counts().await, before);
+    assert_eq!(app.stored_status(driver).await, "AVAILABLE");
+}

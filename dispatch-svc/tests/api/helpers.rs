@@ -63,6 +63,7 @@ pub(crate) async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp 
         .expect("a fresh test database");
     let mut config = Config {
         listen_addr: "127.0.0.1:0".into(),
+        trust: svc_kit::testing::trust(),
         nats: eventbus::testing::isolated(),
         database: DatabaseConfig {
             url: url.clone(),
@@ -111,7 +112,7 @@ pub(crate) fn as_driver<T>(driver_id: Uuid, message: T) -> Request<T> {
 }
 
 pub(crate) fn as_service<T>(message: T) -> Request<T> {
-    svc_kit::identity::service_request("call-svc", message)
+    svc_kit::testing::as_caller(&Caller::Service("call-svc".into()), message)
 }
 
 pub(crate) fn as_customer<T>(message: T) -> Request<T> {
@@ -119,9 +120,7 @@ pub(crate) fn as_customer<T>(message: T) -> Request<T> {
 }
 
 fn as_caller<T>(caller: &Caller, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    caller.attach(&mut request);
-    request
+    svc_kit::testing::as_caller(caller, message)
 }
 
 pub(crate) fn assign_request(

@@ -83,6 +83,7 @@ pub struct Backends {
 pub fn test_gateway_config() -> gateway_grpc_web::Config {
     let mut config = gateway_grpc_web::Config {
         listen_addr: "127.0.0.1:0".into(),
+        identity: svc_kit::testing::gateway_signer(),
         http_addr: "127.0.0.1:0".into(),
         health_interval_ms: 100,
         ..Default::default()
@@ -174,6 +175,7 @@ impl Backends {
 
         let dispatch = dispatch_svc::Config {
             listen_addr: "127.0.0.1:0".into(),
+            trust: svc_kit::testing::trust(),
             database: database.clone(),
             nats: nats.clone(),
             ..Default::default()
@@ -185,6 +187,7 @@ impl Backends {
 
         let payment = payment_svc::Config {
             listen_addr: "127.0.0.1:0".into(),
+            trust: svc_kit::testing::trust(),
             database: database.clone(),
             nats: nats.clone(),
             ..Default::default()
@@ -194,6 +197,8 @@ impl Backends {
 
         let mut call = call_svc::Config {
             listen_addr: "127.0.0.1:0".into(),
+            trust: svc_kit::testing::trust(),
+            identity: svc_kit::testing::service_signer(),
             database,
             nats: nats.clone(),
             dispatch: svc_kit::testing::patient_client(dispatch.url()),
@@ -224,6 +229,7 @@ impl Backends {
     pub async fn start_query(&mut self) {
         let mut config = query_svc::Config {
             listen_addr: self.query_settings.listen_addr.clone(),
+            trust: svc_kit::testing::trust(),
             nats: self.nats.clone(),
             read_your_writes_timeout_ms: self.query_settings.read_your_writes_timeout_ms,
             health_interval_ms: 200,
@@ -258,7 +264,10 @@ impl Backends {
             call_id: call_id.into(),
         };
         CallServiceClient::new(self.call.channel())
-            .get_call(svc_kit::identity::service_request("test", request))
+            .get_call(svc_kit::testing::as_caller(
+                &svc_kit::identity::Caller::Service("test".into()),
+                request,
+            ))
             .await
             .expect("get call from call-svc")
             .into_inner()
@@ -272,7 +281,10 @@ impl Backends {
             call_id: call_id.into(),
         };
         PaymentServiceClient::new(self.payment.channel())
-            .list_payments(svc_kit::identity::service_request("test", request))
+            .list_payments(svc_kit::testing::as_caller(
+                &svc_kit::identity::Caller::Service("test".into()),
+                request,
+            ))
             .await
             .expect("list payments from payment-svc")
             .into_inner()

@@ -172,3 +172,56 @@ async fn a_call_without_payments_lists_nothing() {
     assert!(listed.entries.is_empty());
     assert_eq!(listed.net_paid_krw, 0);
 }
+
+/// A request that states its identity in plain metadata, as any process that
+/// reaches the port could, with no signed token.
+fn stated<T>(role: &str, subject: &str, message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("x-taxi-role", role.parse().expect("ascii"));
+    request
+        .metadata_mut()
+        .insert("x-taxi-subject", subject.parse().expect("ascii"));
+    request
+}
+
+#[tokio::test]
+async fn a_charge_from_a_peer_that_only_states_the_service_role_is_refused_and_charges_nothing() {
+    // Arrange
+    let app = spawn_app().await;
+    let (call_id, customer_id) = (Uuid::new_v4(), Uuid::new_v4());
+    let charge = || advance(call_id, customer_id, 990_000, CARD, "forged");
+    let gateway =
+        svc_kit::identity::Signer::from_config("gateway-grpc-web", &svc_kit::testing::gateway_signer())
+            .expect("the fixture key");
+    let service_claimed_by_the_gateway = gateway.request(&Caller::Service("call-svc".into()), charge());
+    let bogus_token = {
+        let mut request = Request::new(charge());
+        request.metadata_mut().insert(
+            "x-taxi-identity",
+            "eyJhbGciOiJub25lIn0.e30.".parse().expect("ascii"),
+        );
+        request
+    };
+
+    // Act
+    let outcomes = [
+        app.client
+            .clone()
+            .charge_advance(stated("service", "call-svc", charge()))
+            .await,
+        app.client
+            .clone()
+            .charge_advance(service_claimed_by_the_gateway)
+            .await,
+        app.client.clone().charge_advance(bogus_token).await,
+    ];
+
+    // Assert: refused, and nothing reached the ledger or its outbox.
+    for outcome in outcomes {
+        let status = outcome.expect_err("not an authenticated service");
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    }
+    assert_eq!(app.rows_written().await, 0);
+}

@@ -55,6 +55,7 @@ pub(crate) async fn spawn_app_configured(
         .expect("PostgreSQL at 127.0.0.1:5432 accepts user postgres");
     let mut config = Config {
         listen_addr: "127.0.0.1:0".into(),
+        trust: svc_kit::testing::trust(),
         nats: eventbus::testing::isolated(),
         database: DatabaseConfig {
             url,
@@ -91,9 +92,7 @@ pub(crate) async fn spawn_app_configured(
 
 /// `message` sent by `caller`.
 pub(crate) fn as_caller<T>(caller: &Caller, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    caller.attach(&mut request);
-    request
+    svc_kit::testing::as_caller(caller, message)
 }
 
 /// `message` sent by call-svc.

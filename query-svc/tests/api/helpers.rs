@@ -37,6 +37,7 @@ pub fn test_config() -> Config {
     let id = Uuid::new_v4();
     let mut config = Config {
         listen_addr: "127.0.0.1:0".into(),
+        trust: svc_kit::testing::trust(),
         redis: RedisConfig {
             key_prefix: format!("test:{id}"),
             ..Default::default()
@@ -366,9 +367,7 @@ pub fn analyst() -> Caller {
 }
 
 pub fn as_caller<T>(who: &Caller, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    who.attach(&mut request);
-    request
+    svc_kit::testing::as_caller(who, message)
 }
 
 /// A fixed instant, so bucket boundaries are known.

@@ -1,20 +1,27 @@
-//! Who is calling. Until the gateway verifies tokens, callers state their
-//! subject and role in gRPC metadata; the gateway will strip what clients send
-//! and set these from a verified token. Services calling each other identify
-//! as the `service` role.
+//! Who is calling. The gateway authenticates people; inside the platform the
+//! caller's identity travels as a signed token ([`Signer`], [`Verifier`]), which every
+//! backend verifies before its handlers run and turns into the
+//! `x-taxi-subject` / `x-taxi-role` metadata that [`Caller::of`] reads. Those
+//! two entries are never taken from the wire: the verifier removes any a
+//! request carries. Services calling each other act in the `service` role.
 
 use std::fmt;
 
 use tonic::{Request, Status, metadata::MetadataMap};
 use uuid::Uuid;
 
-/// Metadata key carrying the caller's subject (a UUID, or a service name).
+mod token;
+
+pub use token::{IDENTITY_HEADER, Signer, SignerConfig, TrustConfig, Verifier};
+
+/// Metadata key carrying the verified caller's subject (a UUID, or a service
+/// name), set only by [`Verifier::establish`].
 pub const SUBJECT_HEADER: &str = "x-taxi-subject";
-/// Metadata key carrying the caller's role.
+/// Metadata key carrying the verified caller's role, likewise.
 pub const ROLE_HEADER: &str = "x-taxi-role";
 
 /// A verified caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Caller {
     /// A customer calling taxis.
     Customer(Uuid),
@@ -101,20 +108,6 @@ impl Caller {
             ))),
         }
     }
-
-    /// Adds this caller's identity to an outgoing request.
-    pub fn attach<T>(&self, request: &mut Request<T>) {
-        let subject = self.to_string();
-        let metadata = request.metadata_mut();
-        // Both values are ASCII by construction (a UUID or a checked name).
-        if let Ok(value) = subject.parse() {
-            metadata.insert(SUBJECT_HEADER, value);
-        }
-        metadata.insert(
-            ROLE_HEADER,
-            tonic::metadata::MetadataValue::from_static(self.role()),
-        );
-    }
 }
 
 impl fmt::Display for Caller {
@@ -124,13 +117,6 @@ impl fmt::Display for Caller {
             Self::Service(name) => f.write_str(name),
         }
     }
-}
-
-/// Wraps `message` in a request that identifies as the internal service `name`.
-pub fn service_request<T>(name: &str, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    Caller::Service(name.to_owned()).attach(&mut request);
-    request
 }
 
 #[cfg(test)]
@@ -148,14 +134,6 @@ mod tests {
     fn customer_subject_must_be_a_uuid() {
         let err = Caller::from_metadata(&metadata("customer", "bob")).expect_err("not a uuid");
         assert_eq!(err.code(), tonic::Code::Unauthenticated);
-    }
-
-    #[test]
-    fn identity_round_trips_through_metadata() {
-        let caller = Caller::Driver(Uuid::new_v4());
-        let mut request = Request::new(());
-        caller.attach(&mut request);
-        assert_eq!(Caller::of(&request).expect("valid"), caller);
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! Rust types and gRPC stubs generated from `proto/taxi/**` at build time.
 //!
 //! One module per protobuf package (`taxi.call.v1` is [`call::v1`]), plus the
-//! encoded descriptor set that the services hand to gRPC reflection.
+//! encoded descriptor set that the services hand to gRPC reflection, and the
+//! [`codec`] the generated servers decode requests with.
 #![allow(missing_docs, unreachable_pub, clippy::all)]
+
+pub mod codec;
 
 /// Encoded `FileDescriptorSet` of every taxi proto, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/taxi_descriptor.bin"));
@@ -16,18 +19,21 @@ pub mod common {
 pub mod call {
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/taxi.call.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/server/taxi.call.v1.rs"));
     }
 }
 
 pub mod dispatch {
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/taxi.dispatch.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/server/taxi.dispatch.v1.rs"));
     }
 }
 
 pub mod payment {
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/taxi.payment.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/server/taxi.payment.v1.rs"));
     }
 }
 
@@ -75,5 +81,6 @@ pub mod events {
 pub mod query {
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/taxi.query.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/server/taxi.query.v1.rs"));
     }
 }

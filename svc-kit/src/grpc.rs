@@ -1,5 +1,9 @@
 //! Serving a service's gRPC routes next to `grpc.health.v1` and reflection,
 //! behind identity verification, and building channels to other services.
+//!
+//! Bad requests are the caller's fault on every route: one that does not
+//! decode is INVALID_ARGUMENT (`taxi_proto::codec`), one over the size limit
+//! RESOURCE_EXHAUSTED ([`too_large_is_resource_exhausted`], here).
 
 use std::{
     future::Future,
@@ -11,6 +15,7 @@ use std::{
 
 use tokio::net::TcpListener;
 use tonic::{
+    Code, Status,
     body::Body,
     codegen::http,
     service::Routes,
@@ -54,6 +59,9 @@ async fn serve(
             inner,
             verifier: verifier.clone(),
         }))
+        .layer(tower::util::MapResponseLayer::new(
+            too_large_is_resource_exhausted,
+        ))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
@@ -87,6 +95,35 @@ where
             Err(status) => Box::pin(async move { Ok(status.into_http()) }),
         }
     }
+}
+
+/// How tonic begins the status it answers a request message over its size
+/// limit with (`tonic::codec::decode`, 0.14).
+const TOO_LARGE: &str = "Error, decoded message length too large";
+
+/// Answers a request message over the size limit with RESOURCE_EXHAUSTED, the
+/// code gRPC gives a size limit, rather than tonic's OUT_OF_RANGE.
+//
+// This sits here, around the routes, because nothing nearer the message can
+// see the limit: tonic compares the length in the frame header with it before
+// the codec gets a byte, so `RequestCodec` never meets an oversized message.
+// Enforcing the limit in the codec instead would mean lifting tonic's on every
+// generated server and buffering the whole oversized message first. The
+// rejection is a trailers-only answer whose `Status` tonic also leaves in the
+// response's extensions, so only that status, recognised by its text, is
+// rewritten; a handler's own OUT_OF_RANGE passes untouched.
+fn too_large_is_resource_exhausted(mut response: http::Response<Body>) -> http::Response<Body> {
+    let Some(status) = response.extensions().get::<Status>() else {
+        return response;
+    };
+    if status.code() != Code::OutOfRange || !status.message().starts_with(TOO_LARGE) {
+        return response;
+    }
+    let exhausted = Status::resource_exhausted(status.message().to_owned());
+    if exhausted.add_header(response.headers_mut()).is_ok() {
+        response.extensions_mut().insert(exhausted);
+    }
+    response
 }
 
 /// Serves `routes` (the service's own gRPC services, named `service_names`)
@@ -199,5 +236,46 @@ impl ClientConfig {
             Duration::from_millis(self.connect_timeout_ms),
             request_timeout,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code_of(response: &http::Response<Body>) -> Code {
+        Status::from_header_map(response.headers())
+            .expect("a trailers-only answer")
+            .code()
+    }
+
+    #[test]
+    fn tonics_size_limit_answer_becomes_resource_exhausted() {
+        let refused = Status::out_of_range(format!(
+            "{TOO_LARGE}: found 5242880 bytes, the limit is: 4194304 bytes"
+        ))
+        .into_http::<Body>();
+
+        let answered = too_large_is_resource_exhausted(refused);
+
+        assert_eq!(code_of(&answered), Code::ResourceExhausted);
+        let status = answered.extensions().get::<Status>().expect("the status");
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(status.message().contains("found 5242880 bytes"), "{status:?}");
+    }
+
+    #[test]
+    fn other_answers_pass_untouched() {
+        for status in [
+            Status::out_of_range("page 7 is past the end"),
+            Status::invalid_argument(TOO_LARGE),
+            Status::ok(""),
+        ] {
+            let code = status.code();
+
+            let answered = too_large_is_resource_exhausted(status.into_http::<Body>());
+
+            assert_eq!(code_of(&answered), code);
+        }
     }
 }

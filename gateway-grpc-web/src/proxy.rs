@@ -13,7 +13,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full, Limited};
+use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
 use svc_kit::{
     breaker::CircuitBreaker,
     identity::{IDENTITY_HEADER, Signer},
@@ -110,7 +110,18 @@ impl Proxy {
         let body = Limited::new(body, MAX_RETRY_BODY)
             .collect()
             .await
-            .map_err(|_| Status::invalid_argument("request too large"))?
+            .map_err(|error| {
+                if error.is::<LengthLimitError>() {
+                    // The code the backends give a message over their limit.
+                    Status::resource_exhausted(format!(
+                        "request too large: the limit is {MAX_RETRY_BODY} bytes"
+                    ))
+                } else {
+                    // Whatever broke the body (a client's reset, bad gRPC-web
+                    // text) says what it was.
+                    Status::from_error(error)
+                }
+            })?
             .to_bytes();
         let mut attempt = 0;
         loop {

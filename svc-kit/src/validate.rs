@@ -91,27 +91,32 @@ impl Violations {
         }
     }
 
-    /// Checks a required string of at most `max` characters.
+    /// Checks a required string of at most `max` characters, none of them
+    /// control characters.
     pub fn text(&mut self, field: &str, value: &str, max: usize) -> Option<String> {
         let trimmed = value.trim();
         if trimmed.is_empty() {
             self.add(field, "must not be empty");
             None
-        } else if trimmed.chars().count() > max {
-            self.add(field, format!("must be at most {max} characters"));
-            None
         } else {
-            Some(trimmed.to_owned())
+            self.optional_text(field, trimmed, max)
         }
     }
 
-    /// Checks an optional string of at most `max` characters.
+    /// Checks an optional string of at most `max` characters, none of them
+    /// control characters.
     pub fn optional_text(&mut self, field: &str, value: &str, max: usize) -> Option<String> {
-        if value.chars().count() > max {
+        let trimmed = value.trim();
+        if trimmed.chars().count() > max {
             self.add(field, format!("must be at most {max} characters"));
             None
+        } else if trimmed.chars().any(char::is_control) {
+            // PostgreSQL text cannot hold NUL, and no name or reason needs
+            // any control character.
+            self.add(field, "must not contain control characters");
+            None
         } else {
-            Some(value.trim().to_owned())
+            Some(trimmed.to_owned())
         }
     }
 
@@ -192,6 +197,15 @@ mod tests {
         assert_eq!(v.text("name", "  Kim  ", 10).as_deref(), Some("Kim"));
         assert_eq!(v.text("name", "   ", 10), None);
         assert_eq!(v.text("name", "가나다라마바사아자차카", 10), None);
+        assert_eq!(v.finish().expect_err("two bad").0.len(), 2);
+    }
+
+    #[test]
+    fn text_with_control_characters_is_rejected() {
+        let mut v = Violations::new();
+        assert_eq!(v.text("name", "Kim\0Gisa", 10), None);
+        assert_eq!(v.optional_text("reason", "late\u{1b}[2J", 20), None);
+        assert_eq!(v.optional_text("reason", "  ", 20).as_deref(), Some(""));
         assert_eq!(v.finish().expect_err("two bad").0.len(), 2);
     }
 }

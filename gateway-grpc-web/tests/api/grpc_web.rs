@@ -47,6 +47,12 @@ impl GrpcWebClient {
         token: Option<&str>,
         message: &impl Message,
     ) -> http::Request<Full<Bytes>> {
+        self.raw_request(path, token, &message.encode_to_vec())
+    }
+
+    /// A gRPC-web POST of one data frame holding `payload` as it is, whether
+    /// or not it is a valid message.
+    pub fn raw_request(&self, path: &str, token: Option<&str>, payload: &[u8]) -> http::Request<Full<Bytes>> {
         let mut builder = http::Request::post(self.uri(path))
             .header("content-type", "application/grpc-web+proto")
             .header("accept", "application/grpc-web+proto")
@@ -54,7 +60,7 @@ impl GrpcWebClient {
         if let Some(token) = token {
             builder = builder.header("authorization", format!("Bearer {token}"));
         }
-        builder.body(Full::new(frame(message))).expect("a valid request")
+        builder.body(Full::new(frame(payload))).expect("a valid request")
     }
 
     /// Sends any HTTP/1.1 request to the gateway.
@@ -93,8 +99,7 @@ impl GrpcWebClient {
 }
 
 /// One length-prefixed data frame.
-fn frame(message: &impl Message) -> Bytes {
-    let payload = message.encode_to_vec();
+fn frame(payload: &[u8]) -> Bytes {
     let mut framed = Vec::with_capacity(5 + payload.len());
     framed.push(DATA);
     framed.extend_from_slice(
@@ -102,7 +107,7 @@ fn frame(message: &impl Message) -> Bytes {
             .expect("a small message")
             .to_be_bytes(),
     );
-    framed.extend_from_slice(&payload);
+    framed.extend_from_slice(payload);
     framed.into()
 }
 

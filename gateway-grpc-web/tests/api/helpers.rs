@@ -5,12 +5,14 @@
 //! that must bypass the gateway go to a backend directly as a service.
 
 use std::{
+    collections::BTreeMap,
     net::SocketAddr,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use gateway_grpc_web::auth::Claims;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use sqlx::AssertSqlSafe;
 use svc_kit::{db::DatabaseConfig, testing::RunningService};
 use taxi_proto::{
     call::v1::{
@@ -457,6 +459,39 @@ impl TestApp {
             .expect("count calls");
         pool.close().await;
         count
+    }
+
+    /// Every table of the three write services, each with its row count and
+    /// a digest of its rows: two equal snapshots mean nothing was written.
+    pub async fn stored(&self) -> BTreeMap<String, String> {
+        let pool = sqlx::PgPool::connect(&self.backends.db_url)
+            .await
+            .expect("connect to the test database");
+        let tables: Vec<(String, String)> = sqlx::query_as(
+            "SELECT table_schema::text, table_name::text FROM information_schema.tables \
+             WHERE table_schema IN ('call', 'dispatch', 'payment') AND table_type = 'BASE TABLE'",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("list the tables");
+        let mut stored = BTreeMap::new();
+        for (schema, table) in tables {
+            // The names come from the catalog, not from input.
+            let digest: String = sqlx::query_scalar(AssertSqlSafe(format!(
+                "SELECT count(*) || ' ' || coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '') \
+                 FROM \"{schema}\".\"{table}\" t"
+            )))
+            .fetch_one(&pool)
+            .await
+            .expect("digest a table");
+            stored.insert(format!("{schema}.{table}"), digest);
+        }
+        pool.close().await;
+        assert!(
+            stored.contains_key("call.outbox"),
+            "the tables are there: {stored:?}"
+        );
+        stored
     }
 }
 

@@ -5,8 +5,10 @@
 
 mod grpc_web;
 mod helpers;
+mod raw;
 
 mod authentication;
+mod bad_bytes;
 mod breaker;
 mod cors;
 mod health;

@@ -11,6 +11,7 @@ mod authentication;
 mod bad_bytes;
 mod breaker;
 mod cors;
+mod fuzz;
 mod health;
 mod internal_methods;
 mod ownership;

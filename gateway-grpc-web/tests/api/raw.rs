@@ -1,7 +1,7 @@
 //! Requests of any bytes to any method: every method of the four services
 //! with a valid request of its own, and a client that sends a payload as it
-//! is, directly to the service (stating the identity in `x-taxi-*` metadata,
-//! as the gateway does) or through the gateway over gRPC or gRPC-web (with a
+//! is, directly to the service (with the identity token the gateway would
+//! sign) or through the gateway over gRPC or gRPC-web (with a
 //! token for a fresh subject, so no test meets the per-subject limits).
 
 use bytes::{Buf as _, BufMut as _, Bytes};
@@ -24,7 +24,6 @@ use tonic::{
     Request, Status,
     client::Grpc,
     codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
-    metadata::MetadataValue,
     transport::Channel,
 };
 use uuid::Uuid;
@@ -393,19 +392,18 @@ impl<'a> Clients<'a> {
     }
 }
 
-/// A request stating the identity the gateway would have verified.
+/// A request carrying the signed identity the gateway would have forwarded.
 fn direct_request(role: &str, payload: Bytes) -> Request<Bytes> {
-    let mut request = Request::new(payload);
-    let subject = if role == "service" {
-        "test".to_owned()
-    } else {
-        Uuid::new_v4().to_string()
+    use svc_kit::identity::Caller;
+
+    let subject = Uuid::new_v4();
+    let caller = match role {
+        "service" => Caller::Service("test".into()),
+        "driver" => Caller::Driver(subject),
+        "analyst" => Caller::Analyst(subject),
+        _ => Caller::Customer(subject),
     };
-    let metadata = request.metadata_mut();
-    metadata.insert(svc_kit::identity::SUBJECT_HEADER, subject.parse().expect("ASCII"));
-    let role: MetadataValue<_> = role.parse().expect("ASCII");
-    metadata.insert(svc_kit::identity::ROLE_HEADER, role);
-    request
+    svc_kit::testing::as_caller(&caller, payload)
 }
 
 async fn grpc(channel: Channel, method: &Method, request: Request<Bytes>) -> Result<(), Status> {

@@ -1,10 +1,7 @@
 //! call-svc's errors and their one mapping to gRPC status codes. What is not
 //! the caller's fault is a [`Fault`], mapped as every service maps it.
 
-use svc_kit::{
-    failure::{FailureKind, Fault},
-    validate::InvalidArgument,
-};
+use svc_kit::{failure::Fault, validate::InvalidArgument};
 use tonic::Status;
 use uuid::Uuid;
 
@@ -28,21 +25,6 @@ pub enum CallError {
     Backend(Status),
     #[error(transparent)]
     Fault(#[from] Fault),
-}
-
-impl CallError {
-    /// The kind of failure, which decides whether a retry can help.
-    pub fn kind(&self) -> FailureKind {
-        match self {
-            Self::Invalid(_)
-            | Self::NotFound(_)
-            | Self::PermissionDenied(_)
-            | Self::FailedPrecondition(_) => FailureKind::Caller,
-            Self::BackendUnavailable(_) => FailureKind::Transient,
-            Self::Backend(status) => FailureKind::of_status(status),
-            Self::Fault(fault) => fault.kind(),
-        }
-    }
 }
 
 impl From<sqlx::Error> for CallError {

@@ -2,10 +2,7 @@
 //! not the caller's fault is a [`Fault`], mapped as every service maps it:
 //! clients never see the text of an unexpected error, only that one happened.
 
-use svc_kit::{
-    failure::{FailureKind, Fault},
-    validate::InvalidArgument,
-};
+use svc_kit::{failure::Fault, validate::InvalidArgument};
 use tonic::Status;
 
 use crate::{domain::LedgerError, provider::ProviderError};
@@ -29,20 +26,6 @@ pub enum PaymentError {
     ProviderUnavailable(#[from] ProviderError),
     #[error(transparent)]
     Fault(#[from] Fault),
-}
-
-impl PaymentError {
-    /// The kind of failure, which decides whether a retry can help.
-    pub fn kind(&self) -> FailureKind {
-        match self {
-            Self::Invalid(_) | Self::PermissionDenied(_) | Self::KeyReused => FailureKind::Caller,
-            Self::Ledger(LedgerError::PaymentInProgress) | Self::ProviderUnavailable(_) => {
-                FailureKind::Transient
-            }
-            Self::Ledger(_) => FailureKind::Caller,
-            Self::Fault(fault) => fault.kind(),
-        }
-    }
 }
 
 impl From<sqlx::Error> for PaymentError {

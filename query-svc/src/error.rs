@@ -1,10 +1,7 @@
 //! query-svc's errors and their one mapping to gRPC status codes. What is not
 //! the caller's fault is a [`Fault`], mapped as every service maps it.
 
-use svc_kit::{
-    failure::{FailureKind, Fault},
-    validate::InvalidArgument,
-};
+use svc_kit::{failure::Fault, validate::InvalidArgument};
 use tonic::Status;
 use uuid::Uuid;
 
@@ -21,17 +18,6 @@ pub enum QueryError {
     DeadlineExceeded(String),
     #[error(transparent)]
     Fault(#[from] Fault),
-}
-
-impl QueryError {
-    /// The kind of failure, which decides whether a retry can help.
-    pub fn kind(&self) -> FailureKind {
-        match self {
-            Self::Invalid(_) | Self::NotFound(_) | Self::PermissionDenied(_) => FailureKind::Caller,
-            Self::DeadlineExceeded(_) => FailureKind::Transient,
-            Self::Fault(fault) => fault.kind(),
-        }
-    }
 }
 
 /// Whether a Redis failure may pass: the server unreachable, the connection

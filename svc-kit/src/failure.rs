@@ -108,10 +108,7 @@ impl Fault {
     /// client), classified by [`FailureKind::of_sqlx`].
     #[cfg(feature = "postgres")]
     pub fn store(what: &'static str, error: sqlx::Error) -> Self {
-        match FailureKind::of_sqlx(&error) {
-            FailureKind::Transient => Self::unavailable(what, error),
-            _ => Self::Unexpected(error.into()),
-        }
+        Self::classify(what, error.into())
     }
 
     /// An error that reached the service as `anyhow` (with context added on

@@ -51,7 +51,7 @@ bash scripts/stop.sh >/dev/null 2>&1 || true
 start() {
   local name=$1 port=$2
   shift 2
-  env "$@" "target/${PROFILE}/${name}" >".run/logs/${name}.log" 2>&1 &
+  env "$@" "${CARGO_TARGET_DIR:-target}/${PROFILE}/${name}" >".run/logs/${name}.log" 2>&1 &
   echo $! >".run/${name}.pid"
 }
 

@@ -19,7 +19,7 @@ use taxi_proto::{
 use tonic::{Request, transport::Channel};
 use uuid::Uuid;
 
-use crate::{as_caller, channel, micros, ms};
+use crate::{as_caller, channel, micros, ms, token::dev_token};
 
 const PICKUP: LatLng = LatLng {
     latitude: 37.5547,
@@ -42,12 +42,9 @@ fn bearer<T>(token: &str, message: T) -> anyhow::Result<Request<T>> {
 }
 
 /// Makes one call through the gateway and waits until query-svc shows it.
-async fn a_projected_call(
-    gateway: &Channel,
-    auth: &gateway_grpc_web::config::AuthConfig,
-) -> anyhow::Result<(String, Uuid, String)> {
+async fn a_projected_call(gateway: &Channel, sign_in: &str) -> anyhow::Result<(String, Uuid, String)> {
     let driver = Uuid::new_v4();
-    let driver_token = gateway_grpc_web::auth::mint(auth, "driver", driver, Duration::from_secs(3_600))?;
+    let driver_token = dev_token(sign_in, "driver", driver).await?;
     let mut dispatch = DispatchServiceClient::new(gateway.clone());
     let register = RegisterDriverRequest {
         name: "Bench Gisa".into(),
@@ -64,7 +61,7 @@ async fn a_projected_call(
     dispatch.update_location(bearer(&driver_token, at)?).await?;
 
     let customer = Uuid::new_v4();
-    let token = gateway_grpc_web::auth::mint(auth, "customer", customer, Duration::from_secs(3_600))?;
+    let token = dev_token(sign_in, "customer", customer).await?;
     let request = RequestCallRequest {
         pickup: Some(PICKUP),
         dropoff: Some(PICKUP),
@@ -129,10 +126,10 @@ async fn phase(
 }
 
 pub(crate) async fn run(seconds: u64, concurrency: usize) -> anyhow::Result<()> {
-    let auth = gateway_grpc_web::Config::load()?.auth;
+    let sign_in = crate::url("LOADGEN_GATEWAY_HTTP_URL", "http://127.0.0.1:8081");
     let gateway = channel(&crate::url("LOADGEN_GATEWAY_URL", "http://127.0.0.1:8080")).await?;
     let query = channel(&crate::url("LOADGEN_QUERY_URL", "http://127.0.0.1:50054")).await?;
-    let (call_id, customer, token) = a_projected_call(&gateway, &auth).await?;
+    let (call_id, customer, token) = a_projected_call(&gateway, &sign_in).await?;
     println!("GetCallView at concurrency {concurrency}, 2 rounds of {seconds} s per path");
 
     let (mut direct, mut through) = (Histogram::<u64>::new(3)?, Histogram::<u64>::new(3)?);

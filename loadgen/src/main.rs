@@ -7,12 +7,15 @@
 //!   through the gateway against the same call made directly to query-svc.
 //!   Run the gateway with a rate limit above the load, e.g.
 //!   `GATEWAY_LIMITS__RATE_PER_SECOND=1000000 GATEWAY_LIMITS__BURST=1000000`.
+//!   Its tokens come from the gateway's development sign-in
+//!   (`LOADGEN_GATEWAY_HTTP_URL`, default `http://127.0.0.1:8081`).
 //!
 //! Calls made directly to a service stand in for the gateway: they carry an
 //! identity token signed with the gateway's key, by default the development
 //! key `scripts/run.sh` creates (`LOADGEN_SIGNING_KEY_FILE` to change it).
 
 mod gateway;
+mod token;
 mod trips;
 
 use std::{sync::OnceLock, time::Instant};

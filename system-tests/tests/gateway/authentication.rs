@@ -134,7 +134,7 @@ async fn expired_forged_unsigned_and_misaddressed_tokens_are_unauthenticated_and
 const RS256_PRIVATE_KEY: &[u8] = include_bytes!("fixtures/rs256-test-private.pem");
 const RS256_PUBLIC_KEY_FILE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/tests/api/fixtures/rs256-test-public.pem"
+    "/tests/gateway/fixtures/rs256-test-public.pem"
 );
 
 #[tokio::test]

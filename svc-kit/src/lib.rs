@@ -11,6 +11,7 @@
 //! - `db` (feature `postgres`): PostgreSQL pools confined to one schema,
 //!   migrations at start-up.
 //! - [`geo`]: coordinates and distances.
+//! - [`backoff`]: exponential back-off for loops that retry and for stored retries.
 //! - [`breaker`]: a circuit breaker for calls to another service.
 //! - [`sync`]: locking shared state.
 //! - [`clock`]: the current UTC time at the precision the stores keep, and
@@ -20,6 +21,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod backoff;
 pub mod breaker;
 pub mod clock;
 pub mod config;

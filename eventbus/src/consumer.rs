@@ -38,10 +38,13 @@ use async_nats::{
 use futures::StreamExt as _;
 use prost::Message as _;
 use serde::{Deserialize, Serialize};
-use svc_kit::failure::FailureKind;
+use svc_kit::{backoff::Backoff, failure::FailureKind};
 use taxi_proto::events::v1::EventEnvelope;
 
 use crate::{NatsConfig, stream::ensure_streams};
+
+/// How long the consumer waits before binding again after NATS went away.
+const INTERRUPTED: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
 
 /// How long one pull request waits on the server for messages.
 const PULL_EXPIRES: Duration = Duration::from_secs(1);
@@ -113,13 +116,12 @@ impl ConsumerConfig {
     /// `retry_delay_ms` doubled per attempt, at most `max_retry_delay_ms`,
     /// and never under 1 ms.
     pub fn retry_delay(&self, attempt: i64) -> Duration {
-        let doublings = u32::try_from(attempt.saturating_sub(1).clamp(0, 32)).unwrap_or(32);
-        let ms = self
-            .retry_delay_ms
-            .saturating_mul(1u64 << doublings)
-            .min(self.max_retry_delay_ms)
-            .max(1);
-        Duration::from_millis(ms)
+        let retry = u32::try_from(attempt.saturating_sub(1).max(0)).unwrap_or(u32::MAX);
+        Backoff::new(
+            Duration::from_millis(self.retry_delay_ms.max(1)),
+            Duration::from_millis(self.max_retry_delay_ms.max(1)),
+        )
+        .delay(retry)
     }
 }
 
@@ -192,14 +194,14 @@ impl Consumer {
         F: FnMut(EventEnvelope) -> Fut,
         Fut: Future<Output = Result<(), Failure>>,
     {
-        let mut backoff = Duration::from_millis(100);
+        let mut retries = INTERRUPTED.retries();
         loop {
             match self.consume(&mut handle).await {
-                Ok(()) => backoff = Duration::from_millis(100),
+                Ok(()) => retries.reset(),
                 Err(error) => {
-                    tracing::warn!(consumer = self.durable, error = format!("{error:#}"), retry_in = ?backoff, "consumer interrupted");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    let delay = retries.next_delay();
+                    tracing::warn!(consumer = self.durable, error = format!("{error:#}"), retry_in = ?delay, "consumer interrupted");
+                    tokio::time::sleep(delay).await;
                 }
             }
         }

@@ -24,6 +24,7 @@ use async_nats::jetstream::{self, message::PublishMessage};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgPool, postgres::PgListener};
+use svc_kit::backoff::Backoff;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -121,7 +122,11 @@ impl Relay {
         let idle = Duration::from_millis(self.config.idle_poll_ms);
         let report_every = Duration::from_millis(self.config.report_interval_ms);
         let mut listener = None;
-        let mut backoff = Duration::from_millis(50);
+        let mut retries = Backoff::new(
+            Duration::from_millis(50),
+            Duration::from_millis(self.config.max_backoff_ms),
+        )
+        .retries();
         let mut next_report = tokio::time::Instant::now();
         let mut streams_ready = false;
         loop {
@@ -129,9 +134,9 @@ impl Relay {
                 // Publishing needs the stream; it may be missing on a new
                 // server or after an operator deleted it.
                 if let Err(error) = ensure_streams(&self.js, &self.nats).await {
-                    tracing::warn!(error = format!("{error:#}"), retry_in = ?backoff, "cannot set up the event streams");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_millis(self.config.max_backoff_ms));
+                    let delay = retries.next_delay();
+                    tracing::warn!(error = format!("{error:#}"), retry_in = ?delay, "cannot set up the event streams");
+                    tokio::time::sleep(delay).await;
                     continue;
                 }
                 streams_ready = true;
@@ -142,15 +147,15 @@ impl Relay {
             }
             match self.publish_batch().await {
                 Ok(n) if n as i64 >= self.config.batch_size => {
-                    backoff = Duration::from_millis(50);
+                    retries.reset();
                     continue;
                 }
-                Ok(_) => backoff = Duration::from_millis(50),
+                Ok(_) => retries.reset(),
                 Err(error) => {
-                    tracing::warn!(error = format!("{error:#}"), retry_in = ?backoff, "outbox relay failed");
+                    let delay = retries.next_delay();
+                    tracing::warn!(error = format!("{error:#}"), retry_in = ?delay, "outbox relay failed");
                     streams_ready = false;
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_millis(self.config.max_backoff_ms));
+                    tokio::time::sleep(delay).await;
                     continue;
                 }
             }

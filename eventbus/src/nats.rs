@@ -2,13 +2,14 @@
 //! streams and subjects.
 
 use serde::{Deserialize, Serialize};
+use svc_kit::secret::SecretUrl;
 
 /// How a service reaches JetStream.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NatsConfig {
-    /// `nats://host:port`.
-    pub url: String,
+    /// `nats://[user:password@]host:port`.
+    pub url: SecretUrl,
     /// First token of every subject and the base of the stream names; tests
     /// use their own prefix so they never see each other's events.
     pub prefix: String,

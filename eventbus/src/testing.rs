@@ -6,7 +6,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use svc_kit::testing::ServerProcess;
+use svc_kit::{secret::SecretUrl, testing::ServerProcess};
 use uuid::Uuid;
 
 use crate::NatsConfig;
@@ -18,7 +18,7 @@ pub const TEST_PREFIX: &str = "test_";
 /// local server), so tests never see each other's events.
 pub fn isolated() -> NatsConfig {
     NatsConfig {
-        url: std::env::var("TEST_NATS_URL").unwrap_or_else(|_| NatsConfig::default().url),
+        url: std::env::var("TEST_NATS_URL").map_or_else(|_| NatsConfig::default().url, SecretUrl::from),
         prefix: format!("{TEST_PREFIX}{}", Uuid::new_v4().simple()),
         ..NatsConfig::default()
     }
@@ -55,7 +55,7 @@ impl NatsServer {
     /// An isolated configuration pointing at this server.
     pub fn config(&self) -> NatsConfig {
         NatsConfig {
-            url: self.url(),
+            url: self.url().into(),
             ..isolated()
         }
     }

@@ -21,8 +21,8 @@ use crate::{
     auth::Authenticator,
     config::{Config, DEV_SECRET},
     limits::{RateLimiter, ShedAsUnavailableLayer, StreamLimiter},
-    proxy::{CallRoutes, DispatchRoutes, PaymentRoutes, Proxy, QueryRoutes, Upstream},
-    routes::{Backend, PUBLIC_SERVICES, RouteTable, public_descriptors},
+    proxy::{Proxy, PublicApi, Upstream},
+    routes::{Backend, RouteTable, public_descriptors},
 };
 
 /// A built gateway, bound to its port but not yet serving.
@@ -43,7 +43,7 @@ impl App {
         config.validate()?;
         if config.auth.jwks_file.is_empty()
             && config.auth.rs256_public_key_file.is_empty()
-            && config.auth.hs256_secret == DEV_SECRET
+            && config.auth.hs256_secret.expose() == DEV_SECRET
         {
             tracing::warn!(
                 "verifying tokens with the development secret; set GATEWAY_AUTH__HS256_SECRET outside a dev machine"
@@ -59,14 +59,9 @@ impl App {
         let http_addr = http_listener.local_addr()?;
         let limits = &config.limits;
         let mut upstreams = HashMap::new();
-        for (backend, client) in [
-            (Backend::Call, &config.backends.call),
-            (Backend::Dispatch, &config.backends.dispatch),
-            (Backend::Payment, &config.backends.payment),
-            (Backend::Query, &config.backends.query),
-        ] {
+        for backend in Backend::ALL {
             let upstream = Upstream {
-                channel: client.channel()?,
+                channel: config.backends.get(backend).channel()?,
                 breaker: svc_kit::breaker::CircuitBreaker::new(
                     limits.breaker_failure_threshold,
                     Duration::from_millis(limits.breaker_open_ms),
@@ -115,13 +110,15 @@ impl App {
                 .register_file_descriptor_set(public.clone())
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         };
-        let routes = Routes::new(CallRoutes(self.proxy.clone()))
-            .add_service(DispatchRoutes(self.proxy.clone()))
-            .add_service(PaymentRoutes(self.proxy.clone()))
-            .add_service(QueryRoutes(self.proxy.clone()))
-            .add_service(health_service)
+        let mut router = Routes::new(health_service)
             .add_service(reflection().build_v1()?)
-            .add_service(reflection().build_v1alpha()?);
+            .add_service(reflection().build_v1alpha()?)
+            .into_axum_router();
+        for backend in Backend::ALL {
+            let path = format!("/{}/{{*method}}", backend.service());
+            router = router.route_service(&path, PublicApi(self.proxy.clone()));
+        }
+        let routes = Routes::from(router);
 
         let limits = &self.config.limits;
         let server = Server::builder()
@@ -208,17 +205,11 @@ const HEALTH_CHECK_DEADLINE: Duration = Duration::from_secs(5);
 async fn follow_backends(health: HealthReporter, config: &Config) {
     let interval = Duration::from_millis(config.health_interval_ms);
     let mut followers = tokio::task::JoinSet::new();
-    for (name, backend) in PUBLIC_SERVICES {
-        let client = match backend {
-            Backend::Call => &config.backends.call,
-            Backend::Dispatch => &config.backends.dispatch,
-            Backend::Payment => &config.backends.payment,
-            Backend::Query => &config.backends.query,
-        };
-        if let Ok(channel) = client.channel() {
+    for backend in Backend::ALL {
+        if let Ok(channel) = config.backends.get(backend).channel() {
             followers.spawn(follow_backend(
                 health.clone(),
-                name,
+                backend.service(),
                 HealthClient::new(channel),
                 interval,
             ));

@@ -61,7 +61,7 @@ impl Authenticator {
             (Keys::Single(key), Algorithm::RS256)
         } else {
             (
-                Keys::Single(DecodingKey::from_secret(config.hs256_secret.as_bytes())),
+                Keys::Single(DecodingKey::from_secret(config.hs256_secret.expose().as_bytes())),
                 Algorithm::HS256,
             )
         };
@@ -142,7 +142,7 @@ pub fn mint(config: &AuthConfig, role: &str, subject: Uuid, ttl: Duration) -> an
         nbf: now,
         iat: now,
     };
-    let key = EncodingKey::from_secret(config.hs256_secret.as_bytes());
+    let key = EncodingKey::from_secret(config.hs256_secret.expose().as_bytes());
     Ok(jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         &claims,

@@ -3,9 +3,13 @@
 //! `GATEWAY_CORS__ALLOWED_ORIGINS`, `GATEWAY_LIMITS__RATE_PER_SECOND`,
 //! `GATEWAY_HTTP_ADDR`, `GATEWAY_DEV_TOKENS`).
 
+use std::num::NonZeroU32;
+
 use serde::{Deserialize, Serialize};
 use svc_kit::identity::SignerConfig;
-use svc_kit::{grpc::ClientConfig, telemetry::LogConfig};
+use svc_kit::{grpc::ClientConfig, secret::Secret, telemetry::LogConfig};
+
+use crate::routes::Backend;
 
 /// The secret the dev token command and a default gateway share. Never use it
 /// outside a developer machine; the gateway warns when it is in use.
@@ -40,7 +44,7 @@ pub struct Config {
     pub drain_grace_ms: u64,
 }
 
-/// Where the services are.
+/// Where the services are (`GATEWAY_BACKENDS__CALL__URL`, ...).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BackendsConfig {
     pub call: ClientConfig,
@@ -49,12 +53,35 @@ pub struct BackendsConfig {
     pub query: ClientConfig,
 }
 
+impl BackendsConfig {
+    /// How to reach `backend`.
+    pub fn get(&self, backend: Backend) -> &ClientConfig {
+        match backend {
+            Backend::Call => &self.call,
+            Backend::Dispatch => &self.dispatch,
+            Backend::Payment => &self.payment,
+            Backend::Query => &self.query,
+        }
+    }
+
+    /// How to reach `backend`, to change it.
+    pub fn get_mut(&mut self, backend: Backend) -> &mut ClientConfig {
+        match backend {
+            Backend::Call => &mut self.call,
+            Backend::Dispatch => &mut self.dispatch,
+            Backend::Payment => &mut self.payment,
+            Backend::Query => &mut self.query,
+        }
+    }
+}
+
 /// How bearer tokens are verified. Exactly one key source is used: a JWKS
 /// file, else an RS256 public key file, else the HS256 secret.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AuthConfig {
-    pub hs256_secret: String,
+    /// Never printed (see `svc_kit::secret`).
+    pub hs256_secret: Secret,
     /// PEM file of the RS256 public key.
     pub rs256_public_key_file: String,
     /// JSON Web Key Set file (RS256 keys, selected by `kid`).
@@ -83,10 +110,10 @@ pub struct LimitsConfig {
     /// Server streams (WatchCall, WatchOffers) one subject may hold open at
     /// once; beyond it, RESOURCE_EXHAUSTED.
     pub max_streams_per_subject: usize,
-    /// Sustained requests per second per subject (token bucket).
+    /// Sustained requests per second per subject.
     pub rate_per_second: f64,
-    /// Burst per subject.
-    pub burst: f64,
+    /// Requests a subject may send at once after a quiet spell.
+    pub burst: NonZeroU32,
     /// Deadline of commands (unary writes).
     pub command_deadline_ms: u64,
     /// Deadline of reads (Get*, List*).
@@ -162,7 +189,7 @@ impl Default for LimitsConfig {
             max_concurrent_requests: 1_024,
             max_streams_per_subject: 16,
             rate_per_second: 50.0,
-            burst: 100.0,
+            burst: NonZeroU32::new(100).expect("not zero"),
             command_deadline_ms: 10_000,
             read_deadline_ms: 3_000,
             read_retries: 2,
@@ -204,8 +231,8 @@ impl Config {
             "GATEWAY_LIMITS__MAX_STREAMS_PER_SUBJECT must be positive"
         );
         anyhow::ensure!(
-            limits.rate_per_second > 0.0 && limits.burst >= 1.0,
-            "GATEWAY_LIMITS__RATE_PER_SECOND must be positive and GATEWAY_LIMITS__BURST at least 1"
+            limits.rate_per_second.is_finite() && limits.rate_per_second > 0.0,
+            "GATEWAY_LIMITS__RATE_PER_SECOND must be a positive number"
         );
         anyhow::ensure!(
             !self.auth.hs256_secret.is_empty()

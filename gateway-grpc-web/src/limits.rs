@@ -1,53 +1,53 @@
 //! Limits that keep one client or one failing backend from hurting the rest:
-//! a token bucket per subject, a cap on each subject's open streams, and the
+//! a rate limit per subject (governor's GCRA), a cap on each subject's open streams, and the
 //! gateway-wide concurrency limit with load shedding (tower), answered with
 //! UNAVAILABLE when full.
 
 use std::{
     collections::HashMap,
+    num::NonZeroU32,
     sync::{Arc, Mutex},
     task::{Context, Poll},
-    time::Instant,
+    time::Duration,
 };
 
+use governor::{DefaultKeyedRateLimiter, Quota};
 use svc_kit::sync::lock;
 use tonic::{Status, body::Body};
 use tower::{BoxError, Layer, Service, load_shed::error::Overloaded};
 
-/// A token bucket per subject: `rate` tokens a second, at most `burst`.
+/// How many subjects the limiter remembers before it forgets the idle ones.
+const TRACKED_SUBJECTS: usize = 100_000;
+
+/// A rate limit per subject: `rate` requests a second sustained, bursts of up
+/// to `burst`. governor's keyed GCRA keeps one timestamp per subject, so a
+/// check is one compare-and-swap, with no lock over all subjects.
 pub struct RateLimiter {
-    rate: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    limiter: DefaultKeyedRateLimiter<String>,
 }
 
 impl RateLimiter {
-    pub fn new(rate: f64, burst: f64) -> Self {
+    /// `rate` must be positive and finite (the config checks it).
+    pub fn new(rate: f64, burst: NonZeroU32) -> Self {
+        let period = Duration::try_from_secs_f64(rate.recip())
+            .ok()
+            .filter(|period| !period.is_zero())
+            .unwrap_or(Duration::from_nanos(1));
+        let quota = Quota::with_period(period)
+            .expect("the period is not zero")
+            .allow_burst(burst);
         Self {
-            rate,
-            burst,
-            buckets: Mutex::new(HashMap::new()),
+            limiter: governor::RateLimiter::keyed(quota),
         }
     }
 
-    /// Takes a token for `subject`, or says no.
+    /// Takes a place for one request of `subject`, or says no.
     pub fn allow(&self, subject: &str) -> bool {
-        let now = Instant::now();
-        let mut buckets = lock(&self.buckets);
-        if buckets.len() > 100_000 {
-            // Forget idle subjects (full buckets) so the map stays bounded.
-            let (rate, burst) = (self.rate, self.burst);
-            buckets.retain(|_, (tokens, at)| *tokens + now.duration_since(*at).as_secs_f64() * rate < burst);
+        if self.limiter.len() > TRACKED_SUBJECTS {
+            // Subjects whose allowance is whole again are the same as new ones.
+            self.limiter.retain_recent();
         }
-        let (tokens, at) = buckets.entry(subject.to_owned()).or_insert((self.burst, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.limiter.check_key(&subject.to_owned()).is_ok()
     }
 }
 
@@ -153,7 +153,7 @@ mod tests {
 
     #[test]
     fn a_subject_gets_its_burst_then_is_refused() {
-        let limiter = RateLimiter::new(1.0, 3.0);
+        let limiter = RateLimiter::new(1.0, NonZeroU32::new(3).expect("not zero"));
         let allowed = (0..5).filter(|_| limiter.allow("alice")).count();
         assert_eq!(allowed, 3);
         assert!(limiter.allow("bob"), "buckets are per subject");

@@ -18,7 +18,7 @@ use svc_kit::{
     breaker::CircuitBreaker,
     identity::{IDENTITY_HEADER, Signer},
 };
-use tonic::{Code, Status, body::Body, server::NamedService, transport::Channel};
+use tonic::{Code, Status, body::Body, transport::Channel};
 use tower::{Service, ServiceExt as _};
 
 use crate::{
@@ -232,38 +232,24 @@ fn parse_grpc_timeout(value: &http::HeaderValue) -> Option<Duration> {
     })
 }
 
-/// The proxy mounted under one public service name (tonic routes by name).
-macro_rules! public_service {
-    ($type:ident, $name:literal) => {
-        #[derive(Clone)]
-        pub struct $type(pub Arc<Proxy>);
+/// The proxy as a tower service, mounted under every public service's name.
+#[derive(Clone)]
+pub struct PublicApi(pub Arc<Proxy>);
 
-        impl NamedService for $type {
-            const NAME: &'static str = $name;
-        }
+impl Service<http::Request<axum::body::Body>> for PublicApi {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, Infallible>> + Send>>;
 
-        impl Service<http::Request<Body>> for $type {
-            type Response = Response;
-            type Error = Infallible;
-            type Future =
-                std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, Infallible>> + Send>>;
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
 
-            fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-                Poll::Ready(Ok(()))
-            }
-
-            fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-                let proxy = self.0.clone();
-                Box::pin(async move { Ok(proxy.handle(request).await) })
-            }
-        }
-    };
+    fn call(&mut self, request: http::Request<axum::body::Body>) -> Self::Future {
+        let proxy = self.0.clone();
+        Box::pin(async move { Ok(proxy.handle(request.map(Body::new)).await) })
+    }
 }
-
-public_service!(CallRoutes, "taxi.call.v1.CallService");
-public_service!(DispatchRoutes, "taxi.dispatch.v1.DispatchService");
-public_service!(PaymentRoutes, "taxi.payment.v1.PaymentService");
-public_service!(QueryRoutes, "taxi.query.v1.QueryService");
 
 #[cfg(test)]
 mod tests {

@@ -7,15 +7,12 @@ use std::{collections::HashMap, time::Duration};
 use prost::Message as _;
 use prost_types::FileDescriptorSet;
 
-use crate::config::LimitsConfig;
+use taxi_proto::{
+    call::v1::call_service_server, dispatch::v1::dispatch_service_server,
+    payment::v1::payment_service_server, query::v1::query_service_server,
+};
 
-/// Services reachable through the gateway, and their backends.
-pub const PUBLIC_SERVICES: [(&str, Backend); 4] = [
-    ("taxi.call.v1.CallService", Backend::Call),
-    ("taxi.dispatch.v1.DispatchService", Backend::Dispatch),
-    ("taxi.payment.v1.PaymentService", Backend::Payment),
-    ("taxi.query.v1.QueryService", Backend::Query),
-];
+use crate::config::LimitsConfig;
 
 /// Methods only services may call; from outside they are PERMISSION_DENIED,
 /// and reflection does not show them.
@@ -28,7 +25,8 @@ pub const INTERNAL_METHODS: [&str; 6] = [
     "/taxi.payment.v1.PaymentService/Refund",
 ];
 
-/// A service the gateway forwards to.
+/// A service the gateway forwards to. The one list of backends: their names,
+/// the public service each one serves, and (in the config) where they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Backend {
     Call,
@@ -38,6 +36,10 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// Every backend.
+    pub const ALL: [Self; 4] = [Self::Call, Self::Dispatch, Self::Payment, Self::Query];
+
+    /// The name in logs and errors.
     pub fn name(self) -> &'static str {
         match self {
             Self::Call => "call-svc",
@@ -45,6 +47,22 @@ impl Backend {
             Self::Payment => "payment-svc",
             Self::Query => "query-svc",
         }
+    }
+
+    /// The gRPC service it owns (`pkg.Service`), which the gateway serves
+    /// under the same name and which its health is reported as.
+    pub fn service(self) -> &'static str {
+        match self {
+            Self::Call => call_service_server::SERVICE_NAME,
+            Self::Dispatch => dispatch_service_server::SERVICE_NAME,
+            Self::Payment => payment_service_server::SERVICE_NAME,
+            Self::Query => query_service_server::SERVICE_NAME,
+        }
+    }
+
+    /// The backend owning the service named `name`, if it is public.
+    pub fn serving(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|backend| backend.service() == name)
     }
 }
 
@@ -72,7 +90,7 @@ impl RouteTable {
         for file in &set.file {
             for service in &file.service {
                 let full = format!("{}.{}", file.package(), service.name());
-                let Some(&(_, backend)) = PUBLIC_SERVICES.iter().find(|(name, _)| *name == full) else {
+                let Some(backend) = Backend::serving(&full) else {
                     continue;
                 };
                 for method in &service.method {
@@ -114,11 +132,8 @@ pub fn public_descriptors() -> anyhow::Result<FileDescriptorSet> {
     let mut set = FileDescriptorSet::decode(taxi_proto::FILE_DESCRIPTOR_SET)?;
     for file in &mut set.file {
         let package = file.package().to_owned();
-        file.service.retain(|s| {
-            PUBLIC_SERVICES
-                .iter()
-                .any(|(name, _)| *name == format!("{package}.{}", s.name()))
-        });
+        file.service
+            .retain(|s| Backend::serving(&format!("{package}.{}", s.name())).is_some());
         for service in &mut file.service {
             let prefix = format!("/{package}.{}/", service.name());
             service

@@ -122,7 +122,7 @@ mod tests {
     use tower::ServiceExt as _;
 
     use super::*;
-    use crate::{App, auth::Authenticator};
+    use crate::{App, auth::Authenticator, routes::Backend};
 
     /// A built app of two files in a directory of its own.
     fn web_root() -> PathBuf {
@@ -142,7 +142,7 @@ mod tests {
             identity: svc_kit::testing::gateway_signer(),
             ..Config::default()
         };
-        config.auth.hs256_secret = format!("test-secret-{}", Uuid::new_v4());
+        config.auth.hs256_secret = format!("test-secret-{}", Uuid::new_v4()).into();
         config
     }
 
@@ -247,13 +247,8 @@ mod tests {
         let mut config = config(true);
         config.drain_grace_ms = 1_000;
         // No backend is needed for this port.
-        for backend in [
-            &mut config.backends.call,
-            &mut config.backends.dispatch,
-            &mut config.backends.payment,
-            &mut config.backends.query,
-        ] {
-            backend.url = "http://127.0.0.1:9".into();
+        for backend in Backend::ALL {
+            config.backends.get_mut(backend).url = "http://127.0.0.1:9".into();
         }
         let app = App::build(config).await.unwrap();
         let (grpc_addr, http_addr) = (app.local_addr(), app.http_addr());

@@ -3,6 +3,17 @@
 //! success closes the circuit, its failure opens it again. A probe that never
 //! reports back (its caller gave up) expires after `open_for`, and another
 //! probe is let through, so the circuit cannot stay half-open for good.
+//!
+//! Written here because the maintained crates compared do not fit the two
+//! callers. `failsafe` (1.3) has the same three calls (`is_call_permitted`,
+//! `on_success`, `on_error`), but half-open it lets every call through until
+//! one reports back, which for the gateway means a burst of probes at a
+//! backend that is just coming back, and it cannot say whether it is open,
+//! which the gateway's retry needs. `tower-resilience-circuitbreaker` (0.x) is
+//! a tower layer around a whole service, with failure-rate windows; the
+//! gateway counts each forwarded attempt and asks the state before a retry,
+//! and call-svc guards one method of a generated client, so both would bend
+//! around a layer to do what three method calls do here.
 
 use std::{
     sync::Mutex,

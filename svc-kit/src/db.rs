@@ -14,12 +14,14 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
+use crate::secret::SecretUrl;
+
 /// Where and how to connect.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DatabaseConfig {
-    /// A `postgres://user@host:port/db` URL; always name the user.
-    pub url: String,
+    /// A `postgres://user[:password]@host:port/db` URL; always name the user.
+    pub url: SecretUrl,
     /// Pool size.
     pub max_connections: u32,
     /// How long a request waits for a pooled connection.
@@ -43,7 +45,7 @@ pub async fn connect(
     schema: &'static str,
     migrator: &Migrator,
 ) -> anyhow::Result<PgPool> {
-    let options = PgConnectOptions::from_str(&config.url)
+    let options = PgConnectOptions::from_str(config.url.expose())
         .context("DATABASE url is not a valid postgres URL")?
         .options([("search_path", schema)]);
     let pool = PgPoolOptions::new()

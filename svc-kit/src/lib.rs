@@ -7,6 +7,7 @@
 //!   every handler.
 //! - [`failure`]: the one error policy: caller's, transient or permanent,
 //!   and how each maps to gRPC.
+//! - [`secret`]: settings that never print (secrets, URLs with a password).
 //! - [`validate`]: request validation that reports every bad field at once.
 //! - `db` (feature `postgres`): PostgreSQL pools confined to one schema,
 //!   migrations at start-up.
@@ -31,6 +32,7 @@ pub mod failure;
 pub mod geo;
 pub mod grpc;
 pub mod identity;
+pub mod secret;
 pub mod shutdown;
 pub mod sync;
 pub mod telemetry;

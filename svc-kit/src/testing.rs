@@ -15,7 +15,7 @@ pub fn admin_url() -> String {
 
 /// Creates an empty database and returns its URL.
 #[cfg(feature = "postgres")]
-pub async fn fresh_database() -> anyhow::Result<String> {
+pub async fn fresh_database() -> anyhow::Result<crate::secret::SecretUrl> {
     use sqlx::{AssertSqlSafe, Connection as _, Executor as _, PgConnection};
 
     let admin = admin_url();
@@ -27,7 +27,7 @@ pub async fn fresh_database() -> anyhow::Result<String> {
     conn.execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .await?;
     let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
-    Ok(format!("{base}/{name}"))
+    Ok(format!("{base}/{name}").into())
 }
 
 /// A client configuration for calls between services in tests: the
@@ -300,7 +300,8 @@ impl Drop for CuttableLink {
 
 /// `url` (`scheme://user@host:port/path`) with its host and port replaced by
 /// `addr`, to send a client through a [`CuttableLink`].
-pub fn through(url: &str, addr: std::net::SocketAddr) -> String {
+pub fn through(url: &crate::secret::SecretUrl, addr: std::net::SocketAddr) -> crate::secret::SecretUrl {
+    let url = url.expose();
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
     let (user, rest) = rest
         .rsplit_once('@')
@@ -311,7 +312,7 @@ pub fn through(url: &str, addr: std::net::SocketAddr) -> String {
     } else {
         format!("{user}@")
     };
-    format!("{scheme}://{user}{addr}{path}")
+    format!("{scheme}://{user}{addr}{path}").into()
 }
 
 /// The socket address of the server in `url` (`scheme://user@host:port/...`).

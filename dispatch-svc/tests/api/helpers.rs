@@ -74,7 +74,7 @@ pub(crate) async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp 
     };
     adjust(&mut config);
     let (service, channel) = start(&config).await;
-    let options = PgConnectOptions::from_str(&url)
+    let options = PgConnectOptions::from_str(url.expose())
         .expect("a valid database URL")
         .options([("search_path", dispatch_svc::store::SCHEMA)]);
     let db = PgPoolOptions::new()

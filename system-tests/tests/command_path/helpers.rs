@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use sqlx::PgPool;
-use svc_kit::{db::DatabaseConfig, identity::Caller, testing::RunningService};
+use svc_kit::{db::DatabaseConfig, identity::Caller, secret::SecretUrl, testing::RunningService};
 use taxi_proto::{
     call::v1::{Call, CallStatus, RequestCallRequest, call_service_client::CallServiceClient},
     common::v1::{LatLng, TaxiType},
@@ -33,7 +33,7 @@ pub const DROPOFF: LatLng = LatLng {
 
 /// The command path of one test: three services on one fresh database.
 pub struct TestSystem {
-    pub db_url: String,
+    pub db_url: SecretUrl,
     /// The deployment's event prefix, shared by its services.
     pub nats: eventbus::NatsConfig,
     pub db: PgPool,
@@ -89,7 +89,9 @@ async fn spawn(
 ) -> TestSystem {
     svc_kit::testing::init_logs();
     let db_url = svc_kit::testing::fresh_database().await.expect("fresh database");
-    let db = PgPool::connect(&db_url).await.expect("connect to test database");
+    let db = PgPool::connect(db_url.expose())
+        .await
+        .expect("connect to test database");
     let mut system = TestSystem {
         db_url,
         nats,

@@ -37,7 +37,7 @@ async fn expired_forged_unsigned_and_misaddressed_tokens_are_unauthenticated_and
     // Arrange: one spoiled token per way a token can be wrong.
     let app = spawn_app().await;
     app.online_driver().await;
-    let secret = app.config.auth.hs256_secret.clone();
+    let secret = app.config.auth.hs256_secret.expose().to_owned();
     let now = now_secs();
     let customer = app.claims("customer");
     let valid = sign(&customer, &secret);
@@ -155,7 +155,7 @@ async fn with_an_rs256_key_its_signatures_pass_and_the_public_key_is_no_hs256_se
         &EncodingKey::from_secret(&public_key),
     )
     .expect("sign with HS256");
-    let old_secret = sign(&customer, &app.config.auth.hs256_secret);
+    let old_secret = sign(&customer, app.config.auth.hs256_secret.expose());
 
     // Act
     let list = |token: String| {

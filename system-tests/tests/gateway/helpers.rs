@@ -13,7 +13,7 @@ use std::{
 use gateway_grpc_web::auth::Claims;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use sqlx::AssertSqlSafe;
-use svc_kit::{db::DatabaseConfig, testing::RunningService};
+use svc_kit::{db::DatabaseConfig, secret::SecretUrl, testing::RunningService};
 use taxi_proto::{
     call::v1::{
         AcceptCallRequest, Call, CompleteTripRequest, GetCallRequest, RequestCallRequest, StartTripRequest,
@@ -68,7 +68,7 @@ pub struct TestApp {
 
 /// The four services behind the gateway.
 pub struct Backends {
-    pub db_url: String,
+    pub db_url: SecretUrl,
     pub nats: eventbus::NatsConfig,
     pub redis_prefix: String,
     pub query_settings: QuerySettings,
@@ -90,7 +90,7 @@ pub fn test_gateway_config() -> gateway_grpc_web::Config {
         health_interval_ms: 100,
         ..Default::default()
     };
-    config.auth.hs256_secret = format!("test-secret-{}", Uuid::new_v4());
+    config.auth.hs256_secret = format!("test-secret-{}", Uuid::new_v4()).into();
     config.cors.allowed_origins = APP_ORIGIN.into();
     config.limits.read_deadline_ms = 10_000;
     config
@@ -450,7 +450,7 @@ impl TestApp {
 
     /// How many calls call-svc holds, whoever asked for them.
     pub async fn calls_stored(&self) -> i64 {
-        let pool = sqlx::PgPool::connect(&self.backends.db_url)
+        let pool = sqlx::PgPool::connect(self.backends.db_url.expose())
             .await
             .expect("connect to the test database");
         let count = sqlx::query_scalar("SELECT count(*) FROM call.calls")
@@ -464,7 +464,7 @@ impl TestApp {
     /// Every table of the three write services, each with its row count and
     /// a digest of its rows: two equal snapshots mean nothing was written.
     pub async fn stored(&self) -> BTreeMap<String, String> {
-        let pool = sqlx::PgPool::connect(&self.backends.db_url)
+        let pool = sqlx::PgPool::connect(self.backends.db_url.expose())
             .await
             .expect("connect to the test database");
         let tables: Vec<(String, String)> = sqlx::query_as(

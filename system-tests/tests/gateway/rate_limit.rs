@@ -26,7 +26,7 @@ async fn a_subject_beyond_its_burst_is_told_to_slow_down_while_others_pass() {
     // Arrange: a burst of 3, refilled at one request every five seconds.
     let app = spawn_app_with(|config| {
         config.limits.rate_per_second = 0.2;
-        config.limits.burst = 3.0;
+        config.limits.burst = std::num::NonZeroU32::new(3).expect("not zero");
     })
     .await;
     let eager = app.customer();

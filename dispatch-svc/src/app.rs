@@ -1,12 +1,13 @@
-//! Builds dispatch-svc (binds the port, connects and migrates the database,
-//! connects to NATS) and runs it until shutdown: the gRPC server, the outbox
-//! relay, the consumer of call events that makes offers, and the cleanup of
-//! expired offers.
+//! Builds dispatch-svc and runs it until shutdown. [`App::build`] binds the
+//! port, connects and migrates the database, connects to NATS and wires every
+//! part: the store, the use cases, the gRPC API with its WatchOffers feeds,
+//! the outbox relay, the consumer of call events that makes offers, and the
+//! cleanup of expired offers. [`App::run_until_stopped`] runs those parts
+//! side by side and says which one stopped.
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use async_nats::jetstream;
 use eventbus::consumer::Consumer;
 use outbox::Relay;
 use sqlx::PgPool;
@@ -19,9 +20,10 @@ use crate::{
     config::Config,
     events::{
         notify::Notifications,
-        offers::{self, OFFERS_DURABLE, OfferDispatcher},
+        offers::{OFFERS_DURABLE, OfferDispatcher},
     },
-    grpc::{DispatchApi, OfferStreams},
+    grpc::DispatchApi,
+    service::{Dispatch, OfferCleanup, OfferStreams, Settings},
     store::{self, Store},
 };
 
@@ -31,15 +33,20 @@ pub struct App {
     local_addr: SocketAddr,
     verifier: Arc<Verifier>,
     pool: PgPool,
-    js: jetstream::Context,
+    health_interval: Duration,
+    api: DispatchApi,
+    /// Turned true at shutdown, which ends the WatchOffers feeds.
+    stopping: watch::Sender<bool>,
     relay: Relay,
     offers_consumer: Consumer,
-    config: Config,
+    dispatcher: OfferDispatcher,
+    cleanup: OfferCleanup,
 }
 
 impl App {
     /// Binds `config.listen_addr`, connects to PostgreSQL and applies
-    /// migrations, and connects to NATS (without waiting for it).
+    /// migrations, connects to NATS (without waiting for it), and wires the
+    /// parts that [`App::run_until_stopped`] runs.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
         let verifier = Arc::new(Verifier::from_config(&config.trust)?);
@@ -50,6 +57,29 @@ impl App {
         let pool = svc_kit::db::connect(&config.database, store::SCHEMA, &store::MIGRATOR).await?;
         outbox::migrate(&pool).await?;
         let js = eventbus::stream::connect(&config.nats, "dispatch-svc").await?;
+
+        let store = Store::new(pool.clone());
+        let notifications = Notifications::new(js.client(), &config.nats);
+        let dispatch = Dispatch::new(
+            store.clone(),
+            notifications.clone(),
+            Settings {
+                offers: config.offer_policy(),
+                round_retention: config.offer_round_retention(),
+                location_max_age: Duration::from_millis(config.location_max_age_ms),
+            },
+        );
+        // Feeds never end on their own, so the server's drain would wait for
+        // them forever: they end when this turns true.
+        let (stopping, stopping_rx) = watch::channel(false);
+        let streams = OfferStreams::new(
+            store,
+            notifications,
+            Duration::from_millis(config.offer_resync_ms),
+            stopping_rx,
+        );
+        let api = DispatchApi::new(dispatch.clone(), config.availability_radius_m, streams);
+
         let relay = Relay::new(
             pool.clone(),
             js.clone(),
@@ -60,21 +90,26 @@ impl App {
         // Durable, so a restarted (or another) replica resumes where the
         // consumer left off; replicas share its messages.
         let offers_consumer = Consumer::new(
-            js.clone(),
+            js,
             config.nats.clone(),
             OFFERS_DURABLE,
             config.nats.subjects().aggregate("call"),
             config.offers_consumer.clone(),
         );
+        let dispatcher = OfferDispatcher::new(dispatch.clone());
+        let cleanup = OfferCleanup::new(dispatch, Duration::from_millis(config.offer_cleanup_interval_ms));
         Ok(Self {
             listener,
             local_addr,
             verifier,
             pool,
-            js,
+            health_interval: Duration::from_millis(config.health_interval_ms),
+            api,
+            stopping,
             relay,
             offers_consumer,
-            config,
+            dispatcher,
+            cleanup,
         })
     }
 
@@ -88,57 +123,44 @@ impl App {
         self.relay.stats()
     }
 
-    /// Serves until `shutdown` resolves, then ends the WatchOffers streams and
-    /// drains in-flight requests.
+    /// Serves until `shutdown` resolves, then ends the WatchOffers feeds and
+    /// drains in-flight requests. Returns early with an error if a background
+    /// part stops.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let config = &self.config;
-        let store = Store::new(
-            self.pool.clone(),
-            Duration::from_millis(config.location_max_age_ms),
-        );
-        let notifications = Notifications::new(self.js.client(), &config.nats);
-        // Streams never end on their own, so the server's drain would wait
-        // for them forever: they end when this turns true.
-        let (stopping, stopping_rx) = watch::channel(false);
-        let streams = OfferStreams::new(
-            store.clone(),
-            notifications.clone(),
-            Duration::from_millis(config.offer_resync_ms),
-            stopping_rx,
-        );
-        let api = DispatchApi::new(store.clone(), config.availability_radius_m, streams);
-        let dispatcher = OfferDispatcher::new(
-            store.clone(),
-            notifications,
-            config.offer_policy(),
-            config.offer_round_retention(),
-        );
+        let Self {
+            listener,
+            verifier,
+            pool,
+            health_interval,
+            api,
+            stopping,
+            relay,
+            offers_consumer,
+            dispatcher,
+            cleanup,
+            ..
+        } = self;
         let routes = Routes::new(DispatchServiceServer::new(api));
         let shutdown = async move {
             shutdown.await;
             stopping.send_replace(true);
         };
         let served = svc_kit::grpc::serve_with_health(
-            self.listener,
+            listener,
             routes,
-            self.verifier.clone(),
+            verifier,
             &[SERVICE_NAME],
-            Duration::from_millis(config.health_interval_ms),
-            svc_kit::db::probe(&self.pool),
+            health_interval,
+            svc_kit::db::probe(&pool),
             shutdown,
-        );
-        let cleanup = offers::clean_up(
-            store,
-            Duration::from_millis(config.offer_cleanup_interval_ms),
-            config.offer_round_retention(),
         );
         tokio::select! {
             served = served => served,
-            () = self.relay.run() => anyhow::bail!("outbox relay stopped"),
-            () = self.offers_consumer.run(|event| dispatcher.handle(event)) => {
+            () = relay.run() => anyhow::bail!("outbox relay stopped"),
+            () = offers_consumer.run(|event| dispatcher.handle(event)) => {
                 anyhow::bail!("offers consumer stopped")
             }
-            () = cleanup => anyhow::bail!("offer cleanup stopped"),
+            () = cleanup.run() => anyhow::bail!("offer cleanup stopped"),
         }
     }
 }

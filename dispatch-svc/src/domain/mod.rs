@@ -9,7 +9,7 @@ pub mod offer;
 pub use area::{BoundingBox, SearchArea};
 pub use assignment::{AssignCommand, Assignment, ReleaseCommand};
 pub use driver::{Driver, DriverDetails, DriverStatus};
-pub use offer::{CallEvent, Offer, OfferPolicy, RequestedCall, SentOffers};
+pub use offer::{CallEvent, Offer, OfferPolicy, RequestedCall, SentOffers, Withdrawal};
 
 /// A request that is well formed but not allowed in the current state
 /// (FAILED_PRECONDITION). The messages are part of the API: call-svc shows or

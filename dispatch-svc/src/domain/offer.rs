@@ -32,6 +32,13 @@ pub enum CallEvent {
     Ignored,
 }
 
+/// An offer taken back: the call is no longer open to the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Withdrawal {
+    pub call_id: Uuid,
+    pub driver_id: Uuid,
+}
+
 /// How calls are offered: to the `fanout` nearest drivers within `radius_m`
 /// of the pickup, each offer open for `ttl`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

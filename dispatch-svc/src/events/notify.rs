@@ -7,6 +7,10 @@
 //! Core NATS delivers at most once, to whoever listens at the time. The
 //! database stays the truth: a stream starts from it and re-reads it now and
 //! then, so a lost notification only delays.
+//!
+//! A notification is the very message a WatchOffers stream sends, so the
+//! builders of those messages ([`offer_made`], [`offer_withdrawn`]) live here,
+//! where both the publisher and the streams reach them.
 
 use std::time::Duration;
 
@@ -15,8 +19,11 @@ use async_nats::{Client, Subscriber};
 use chrono::{DateTime, Utc};
 use eventbus::NatsConfig;
 use prost::Message as _;
-use taxi_proto::dispatch::v1::{WatchOffersResponse, watch_offers_response::Event};
+use svc_kit::{clock::to_proto as timestamp, geo::GeoPoint};
+use taxi_proto::dispatch::v1::{self as pb, WatchOffersResponse, watch_offers_response::Event};
 use uuid::Uuid;
+
+use crate::domain::{Offer, Withdrawal};
 
 /// The longest a publish flush or a subscription waits for the server.
 const NATS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -55,8 +62,21 @@ impl Notifications {
         }
     }
 
-    /// Queues `message` for `driver_id`; [`Notifications::flush`] sends it.
-    pub async fn publish(&self, driver_id: Uuid, message: &WatchOffersResponse) -> anyhow::Result<()> {
+    /// Queues the notification of `offer` for its driver; [`Notifications::flush`]
+    /// sends it.
+    pub async fn offer(&self, offer: &Offer) -> anyhow::Result<()> {
+        self.publish(offer.driver_id, &offer_made(offer)).await
+    }
+
+    /// Queues the notification of `withdrawal` for its driver;
+    /// [`Notifications::flush`] sends it.
+    pub async fn withdrawal(&self, withdrawal: &Withdrawal) -> anyhow::Result<()> {
+        self.publish(withdrawal.driver_id, &offer_withdrawn(withdrawal.call_id))
+            .await
+    }
+
+    /// Queues `message` for `driver_id`.
+    async fn publish(&self, driver_id: Uuid, message: &WatchOffersResponse) -> anyhow::Result<()> {
         self.client
             .publish(
                 offers_subject(&self.prefix, driver_id),
@@ -89,6 +109,34 @@ impl Notifications {
     }
 }
 
+/// The wire form of an offer.
+pub fn offer(offer: &Offer) -> pb::Offer {
+    pb::Offer {
+        call_id: offer.call_id.to_string(),
+        taxi_type: offer.taxi_type.into(),
+        pickup: Some(offer.pickup.to_proto()),
+        dropoff: offer.dropoff.map(GeoPoint::to_proto),
+        quoted_fare_krw: offer.quoted_fare_krw,
+        distance_to_pickup_m: offer.distance_to_pickup_m,
+        offered_at: Some(timestamp(offer.offered_at)),
+        expires_at: Some(timestamp(offer.expires_at)),
+    }
+}
+
+/// A stream message (and notification) showing `offer`.
+pub fn offer_made(offer: &Offer) -> WatchOffersResponse {
+    WatchOffersResponse {
+        event: Some(Event::Offer(self::offer(offer))),
+    }
+}
+
+/// A stream message (and notification) taking back the offer of `call_id`.
+pub fn offer_withdrawn(call_id: Uuid) -> WatchOffersResponse {
+    WatchOffersResponse {
+        event: Some(Event::WithdrawnCallId(call_id.to_string())),
+    }
+}
+
 /// Reads a notification; `None` for one that does not decode.
 pub fn decode(payload: &[u8]) -> Option<Notice> {
     let message = WatchOffersResponse::decode(payload).ok()?;
@@ -109,11 +157,9 @@ pub fn decode(payload: &[u8]) -> Option<Notice> {
 
 #[cfg(test)]
 mod tests {
-    use svc_kit::geo::GeoPoint;
     use taxi_proto::common::v1::TaxiType;
 
     use super::*;
-    use crate::{domain::Offer, grpc::convert};
 
     #[test]
     fn notifications_stay_outside_the_event_streams_subjects() {
@@ -140,7 +186,7 @@ mod tests {
             offered_at: now,
             expires_at: now + chrono::TimeDelta::seconds(30),
         };
-        let made = convert::offer_made(&offer);
+        let made = offer_made(&offer);
 
         assert_eq!(
             decode(&made.encode_to_vec()),
@@ -151,7 +197,7 @@ mod tests {
             })
         );
         assert_eq!(
-            decode(&convert::offer_withdrawn(offer.call_id).encode_to_vec()),
+            decode(&offer_withdrawn(offer.call_id).encode_to_vec()),
             Some(Notice::Withdrawn(offer.call_id))
         );
         assert_eq!(decode(b"\xff\xff"), None);

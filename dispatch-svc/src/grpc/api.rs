@@ -1,33 +1,45 @@
-//! The tonic implementation of `DispatchService`: who may call what, then one
-//! store operation per method (WatchOffers hands over to a stream task).
+//! The tonic implementation of `DispatchService`: who may call what, the
+//! request's conversion, one use case per method, and the answer's
+//! conversion. WatchOffers hands over to a feed task, whose end becomes a
+//! status here.
 
+use futures::StreamExt as _;
 use svc_kit::identity::Caller;
 use taxi_proto::dispatch::v1::{
     AssignDriverRequest, AssignDriverResponse, CheckAvailabilityRequest, CheckAvailabilityResponse,
     GetDriverRequest, GetDriverResponse, RegisterDriverRequest, RegisterDriverResponse, ReleaseDriverRequest,
     ReleaseDriverResponse, SetOfflineRequest, SetOfflineResponse, SetOnlineRequest, SetOnlineResponse,
-    UpdateLocationRequest, UpdateLocationResponse, WatchOffersRequest,
+    UpdateLocationRequest, UpdateLocationResponse, WatchOffersRequest, WatchOffersResponse,
     dispatch_service_server::DispatchService,
 };
 use tonic::{Request, Response, Status};
 
-use super::{OfferStream, OfferStreams, convert};
-use crate::{error::DispatchError, store::Store};
+use super::convert;
+use crate::{
+    error::DispatchError,
+    service::{Dispatch, FeedEnd, OfferFeed, OfferStreams},
+};
+
+/// What a WatchOffers stream yields: its feed, with the end as a status.
+pub type OfferStream = futures::stream::Map<
+    OfferFeed,
+    fn(Result<WatchOffersResponse, FeedEnd>) -> Result<WatchOffersResponse, Status>,
+>;
 
 /// Serves `taxi.dispatch.v1.DispatchService`.
 #[derive(Debug, Clone)]
 pub struct DispatchApi {
-    store: Store,
+    dispatch: Dispatch,
     default_radius_m: u32,
     offers: OfferStreams,
 }
 
 impl DispatchApi {
-    /// The API over `store`; CheckAvailability searches `default_radius_m`
-    /// when the request does not say; WatchOffers streams come from `offers`.
-    pub fn new(store: Store, default_radius_m: u32, offers: OfferStreams) -> Self {
+    /// The API over `dispatch`; CheckAvailability searches `default_radius_m`
+    /// when the request does not say; WatchOffers feeds come from `offers`.
+    pub fn new(dispatch: Dispatch, default_radius_m: u32, offers: OfferStreams) -> Self {
         Self {
-            store,
+            dispatch,
             default_radius_m,
             offers,
         }
@@ -42,7 +54,7 @@ impl DispatchService for DispatchApi {
     ) -> Result<Response<RegisterDriverResponse>, Status> {
         let driver_id = Caller::of(&request)?.driver()?;
         let details = convert::driver_details(request.get_ref()).map_err(DispatchError::from)?;
-        let driver = self.store.register(driver_id, &details).await?;
+        let driver = self.dispatch.register(driver_id, &details).await?;
         Ok(Response::new(RegisterDriverResponse {
             driver: Some(convert::driver(&driver)),
         }))
@@ -53,7 +65,7 @@ impl DispatchService for DispatchApi {
         request: Request<SetOnlineRequest>,
     ) -> Result<Response<SetOnlineResponse>, Status> {
         let driver_id = Caller::of(&request)?.driver()?;
-        let driver = self.store.set_online(driver_id).await?;
+        let driver = self.dispatch.set_online(driver_id).await?;
         Ok(Response::new(SetOnlineResponse {
             driver: Some(convert::driver(&driver)),
         }))
@@ -64,7 +76,7 @@ impl DispatchService for DispatchApi {
         request: Request<SetOfflineRequest>,
     ) -> Result<Response<SetOfflineResponse>, Status> {
         let driver_id = Caller::of(&request)?.driver()?;
-        let driver = self.store.set_offline(driver_id).await?;
+        let driver = self.dispatch.set_offline(driver_id).await?;
         Ok(Response::new(SetOfflineResponse {
             driver: Some(convert::driver(&driver)),
         }))
@@ -76,7 +88,7 @@ impl DispatchService for DispatchApi {
     ) -> Result<Response<UpdateLocationResponse>, Status> {
         let driver_id = Caller::of(&request)?.driver()?;
         let location = convert::location(request.get_ref()).map_err(DispatchError::from)?;
-        let driver = self.store.update_location(driver_id, location).await?;
+        let driver = self.dispatch.update_location(driver_id, location).await?;
         Ok(Response::new(UpdateLocationResponse {
             driver: Some(convert::driver(&driver)),
         }))
@@ -87,7 +99,7 @@ impl DispatchService for DispatchApi {
         request: Request<GetDriverRequest>,
     ) -> Result<Response<GetDriverResponse>, Status> {
         let driver_id = Caller::of(&request)?.driver()?;
-        let driver = self.store.driver(driver_id).await?;
+        let driver = self.dispatch.driver(driver_id).await?;
         Ok(Response::new(GetDriverResponse {
             driver: Some(convert::driver(&driver)),
         }))
@@ -100,8 +112,9 @@ impl DispatchService for DispatchApi {
         request: Request<WatchOffersRequest>,
     ) -> Result<Response<Self::WatchOffersStream>, Status> {
         let driver_id = Caller::of(&request)?.driver()?;
-        let stream = self.offers.open(driver_id).await?;
-        Ok(Response::new(stream))
+        let feed = self.offers.open(driver_id).await?;
+        let to_status: fn(_) -> _ = |item: Result<_, FeedEnd>| item.map_err(convert::feed_end);
+        Ok(Response::new(feed.map(to_status)))
     }
 
     async fn check_availability(
@@ -111,7 +124,7 @@ impl DispatchService for DispatchApi {
         Caller::of(&request)?.service()?;
         let (taxi_type, area) = convert::availability_query(request.get_ref(), self.default_radius_m)
             .map_err(DispatchError::from)?;
-        let count = self.store.count_available(taxi_type, area).await?;
+        let count = self.dispatch.count_available(taxi_type, area).await?;
         Ok(Response::new(CheckAvailabilityResponse {
             available_drivers: i32::try_from(count).unwrap_or(i32::MAX),
         }))
@@ -123,7 +136,7 @@ impl DispatchService for DispatchApi {
     ) -> Result<Response<AssignDriverResponse>, Status> {
         Caller::of(&request)?.service()?;
         let command = convert::assign_command(request.get_ref()).map_err(DispatchError::from)?;
-        let driver = self.store.assign(command).await?;
+        let driver = self.dispatch.assign(command).await?;
         Ok(Response::new(AssignDriverResponse {
             driver: Some(convert::driver(&driver)),
         }))
@@ -135,7 +148,7 @@ impl DispatchService for DispatchApi {
     ) -> Result<Response<ReleaseDriverResponse>, Status> {
         Caller::of(&request)?.service()?;
         let command = convert::release_command(request.get_ref()).map_err(DispatchError::from)?;
-        let released = self.store.release(command).await?;
+        let released = self.dispatch.release(command).await?;
         Ok(Response::new(ReleaseDriverResponse { released }))
     }
 }

@@ -1,5 +1,6 @@
-//! Requests to domain commands (collecting every bad field) and domain values
-//! to their wire form.
+//! Requests to domain commands (collecting every bad field), domain values
+//! to their wire form, and the end of a WatchOffers feed to a status. (An
+//! offer's wire form is in `events::notify`: the notification carries it.)
 
 use svc_kit::{
     clock::to_proto as timestamp,
@@ -7,11 +8,13 @@ use svc_kit::{
     validate::{InvalidArgument, Violations},
 };
 use taxi_proto::dispatch::v1 as pb;
+use tonic::Status;
 
-use uuid::Uuid;
-
-use crate::domain::{
-    AssignCommand, Driver, DriverDetails, DriverStatus, Offer, ReleaseCommand, SearchArea, area::MAX_RADIUS_M,
+use crate::{
+    domain::{
+        AssignCommand, Driver, DriverDetails, DriverStatus, ReleaseCommand, SearchArea, area::MAX_RADIUS_M,
+    },
+    service::FeedEnd,
 };
 
 const MAX_NAME_CHARS: usize = 100;
@@ -120,33 +123,12 @@ pub fn driver(driver: &Driver) -> pb::Driver {
     }
 }
 
-/// The wire form of an offer.
-pub fn offer(offer: &Offer) -> pb::Offer {
-    pb::Offer {
-        call_id: offer.call_id.to_string(),
-        taxi_type: offer.taxi_type.into(),
-        pickup: Some(offer.pickup.to_proto()),
-        dropoff: offer.dropoff.map(GeoPoint::to_proto),
-        quoted_fare_krw: offer.quoted_fare_krw,
-        distance_to_pickup_m: offer.distance_to_pickup_m,
-        offered_at: Some(timestamp(offer.offered_at)),
-        expires_at: Some(timestamp(offer.expires_at)),
-    }
-}
-
-/// A stream message showing `offer`.
-pub fn offer_made(offer: &Offer) -> pb::WatchOffersResponse {
-    pb::WatchOffersResponse {
-        event: Some(pb::watch_offers_response::Event::Offer(self::offer(offer))),
-    }
-}
-
-/// A stream message taking back the offer of `call_id`.
-pub fn offer_withdrawn(call_id: Uuid) -> pb::WatchOffersResponse {
-    pb::WatchOffersResponse {
-        event: Some(pb::watch_offers_response::Event::WithdrawnCallId(
-            call_id.to_string(),
-        )),
+/// Why a WatchOffers stream ended, for the client: UNAVAILABLE, so it
+/// watches again.
+pub fn feed_end(end: FeedEnd) -> Status {
+    match end {
+        FeedEnd::ShuttingDown => Status::unavailable("dispatch-svc is shutting down; watch again"),
+        FeedEnd::NotificationsEnded => Status::unavailable("offer notifications ended; watch again"),
     }
 }
 

@@ -1,9 +1,10 @@
 //! The `taxi.dispatch.v1.DispatchService` API: identity checks, request
-//! validation and conversions around the store, and WatchOffers streams.
+//! validation and conversions around the use cases in `service`.
+//!
+//! - [`api`]: the tonic implementation, [`DispatchApi`].
+//! - [`convert`]: requests to domain commands, domain values to replies.
 
-mod api;
+pub mod api;
 pub mod convert;
-mod watch;
 
-pub use api::DispatchApi;
-pub use watch::{OfferStream, OfferStreams};
+pub use api::{DispatchApi, OfferStream};

@@ -1,13 +1,18 @@
 //! PostgreSQL schema `dispatch`: drivers, call assignments, offers and the
-//! outbox. Every state change of a driver commits together with its event.
-
-use std::time::Duration;
+//! outbox, read and written by [`Store`]; one file per table.
+//!
+//! The store only reads and writes rows. What a change means (may this driver
+//! go offline? which event does it make?) is decided in `service`, which runs
+//! the statements of one change in a transaction from [`Store::begin`]: the
+//! methods that take a `&mut PgConnection` are its steps, and a driver's
+//! change commits together with the event [`Store::append`] adds to the outbox.
+//! Methods without a connection are single statements on the pool.
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool, migrate::Migrator};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction, migrate::Migrator};
 use svc_kit::geo::GeoPoint;
-use taxi_proto::{common::v1::TaxiType, events::v1::event_envelope::Payload};
+use taxi_proto::{common::v1::TaxiType, events::v1::EventEnvelope};
 use uuid::Uuid;
 
 use crate::{
@@ -33,20 +38,31 @@ pub const SCHEMA: &str = "dispatch";
 /// The embedded migrations, applied at start-up.
 pub static MIGRATOR: Migrator = sqlx::migrate!();
 
+/// A transaction on the dispatch schema; dropping it uncommitted rolls it back.
+pub type Tx = Transaction<'static, Postgres>;
+
 /// Dispatch's data, shared by every request.
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: PgPool,
-    location_max_age: Duration,
 }
 
 impl Store {
-    /// A store on `pool` that ignores driver locations older than `location_max_age`.
-    pub fn new(pool: PgPool, location_max_age: Duration) -> Self {
-        Self {
-            pool,
-            location_max_age,
-        }
+    /// A store on `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// Starts a transaction for a change made of several statements.
+    pub async fn begin(&self) -> Result<Tx, DispatchError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Appends `event` to the outbox; inside the transaction of the change it
+    /// records, so the two commit together.
+    pub async fn append(&self, conn: &mut PgConnection, event: &EventEnvelope) -> Result<(), DispatchError> {
+        outbox::append(conn, event).await?;
+        Ok(())
     }
 }
 
@@ -96,24 +112,4 @@ impl TryFrom<DriverRow> for Driver {
 /// Converts an optional row read from the database.
 fn driver_from(row: Option<DriverRow>) -> anyhow::Result<Option<Driver>> {
     row.map(Driver::try_from).transpose()
-}
-
-/// The driver's current record, read without locking.
-async fn find_driver(conn: &mut PgConnection, driver_id: Uuid) -> Result<Option<Driver>, DispatchError> {
-    let row: Option<DriverRow> = sqlx::query_as(concat!(
-        "SELECT ",
-        driver_columns!(),
-        " FROM drivers WHERE driver_id = $1"
-    ))
-    .bind(driver_id)
-    .fetch_optional(conn)
-    .await?;
-    Ok(driver_from(row)?)
-}
-
-/// Records an event about `driver` at its current version.
-async fn record(conn: &mut PgConnection, driver: &Driver, payload: Payload) -> Result<(), DispatchError> {
-    let event = outbox::envelope(driver.id, driver.version, driver.updated_at, payload);
-    outbox::append(conn, &event).await?;
-    Ok(())
 }

@@ -1,21 +1,23 @@
-//! Offers of requested calls and each call's round of offers.
+//! The `offers` and `offer_rounds` tables: offers of requested calls and
+//! each call's round of offers.
 //!
 //! A call's `offer_rounds` row is written once when its CallRequested is
 //! handled and stamped closed when the call stops being open; handlers of the
-//! same call on several replicas serialize on it. Offers are published only
-//! after they commit and marked notified (or, once withdrawn, deleted) only
-//! after the publish, so a crash in between is finished by the redelivered
-//! event: notifications are at least once, and streams drop duplicates.
+//! same call on several replicas serialize on it. An offer row remembers
+//! whether its driver was notified and whether it was withdrawn, so a
+//! redelivered event finishes only what was left undone (see
+//! `service::offers`).
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
 use svc_kit::geo::GeoPoint;
 use taxi_proto::common::v1::TaxiType;
 use uuid::Uuid;
 
 use super::Store;
 use crate::{
-    domain::{Offer, OfferPolicy, RequestedCall},
+    domain::{Offer, Withdrawal},
     error::DispatchError,
 };
 
@@ -25,22 +27,6 @@ macro_rules! offer_columns {
         "call_id, driver_id, taxi_type, pickup_lat, pickup_lng, dropoff_lat, dropoff_lng, \
          quoted_fare_krw, distance_to_pickup_m, offered_at, expires_at"
     };
-}
-
-/// What handling a CallRequested did to the call's round.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Round {
-    /// The round opened with this many offers (0 when no driver was near).
-    Opened(usize),
-    /// The call was seen before (a redelivery) or has closed: nothing new.
-    Seen,
-}
-
-/// An offer taken back: the call is no longer open to the driver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Withdrawal {
-    pub call_id: Uuid,
-    pub driver_id: Uuid,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -96,55 +82,48 @@ fn offers_from(rows: Vec<OfferRow>) -> Result<Vec<Offer>, DispatchError> {
 }
 
 impl Store {
-    /// Opens the call's round: offers it to the nearest available drivers
-    /// under `policy`. A call seen before, or already closed, gets nothing new.
-    #[tracing::instrument(skip_all, fields(call_id = %call.call_id))]
+    /// Writes the call's round row; false when the call has one already
+    /// (it was offered, or closed, before).
     pub async fn open_round(
         &self,
-        call: &RequestedCall,
-        policy: &OfferPolicy,
+        conn: &mut PgConnection,
+        call_id: Uuid,
         now: DateTime<Utc>,
-    ) -> Result<Round, DispatchError> {
-        let mut tx = self.pool.begin().await?;
+    ) -> Result<bool, DispatchError> {
         let opened = sqlx::query(
             "INSERT INTO offer_rounds (call_id, offered_at) VALUES ($1, $2)
              ON CONFLICT (call_id) DO NOTHING",
         )
-        .bind(call.call_id)
+        .bind(call_id)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(conn)
         .await?
         .rows_affected()
             == 1;
-        if !opened {
-            return Ok(Round::Seen);
-        }
-        let nearest = self
-            .nearest_available(&mut tx, call.taxi_type, policy.area(call), policy.fanout)
-            .await?;
-        for &(driver_id, distance_m) in &nearest {
-            let offer = policy.offer(call, driver_id, distance_m, now);
-            sqlx::query(
-                "INSERT INTO offers (call_id, driver_id, taxi_type, pickup_lat, pickup_lng,
-                     dropoff_lat, dropoff_lng, quoted_fare_krw, distance_to_pickup_m, offered_at, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(offer.call_id)
-            .bind(offer.driver_id)
-            .bind(offer.taxi_type.as_str_name())
-            .bind(offer.pickup.lat)
-            .bind(offer.pickup.lng)
-            .bind(offer.dropoff.map(|p| p.lat))
-            .bind(offer.dropoff.map(|p| p.lng))
-            .bind(offer.quoted_fare_krw)
-            .bind(offer.distance_to_pickup_m)
-            .bind(offer.offered_at)
-            .bind(offer.expires_at)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(Round::Opened(nearest.len()))
+        Ok(opened)
+    }
+
+    /// Stores `offer`.
+    pub async fn insert_offer(&self, conn: &mut PgConnection, offer: &Offer) -> Result<(), DispatchError> {
+        sqlx::query(
+            "INSERT INTO offers (call_id, driver_id, taxi_type, pickup_lat, pickup_lng,
+                 dropoff_lat, dropoff_lng, quoted_fare_krw, distance_to_pickup_m, offered_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(offer.call_id)
+        .bind(offer.driver_id)
+        .bind(offer.taxi_type.as_str_name())
+        .bind(offer.pickup.lat)
+        .bind(offer.pickup.lng)
+        .bind(offer.dropoff.map(|p| p.lat))
+        .bind(offer.dropoff.map(|p| p.lng))
+        .bind(offer.quoted_fare_krw)
+        .bind(offer.distance_to_pickup_m)
+        .bind(offer.offered_at)
+        .bind(offer.expires_at)
+        .execute(conn)
+        .await?;
+        Ok(())
     }
 
     /// The call's open offers whose drivers have not been notified yet.
@@ -185,17 +164,14 @@ impl Store {
         Ok(())
     }
 
-    /// Closes the call's round (for good: a later CallRequested offers
-    /// nothing) and withdraws its offers. When `taken_by` accepted the call
-    /// and is still on it, their offers of other calls are withdrawn too.
-    #[tracing::instrument(skip_all, fields(%call_id))]
+    /// Stamps the call's round closed (writing the row if the call was never
+    /// offered), keeping the first closing time.
     pub async fn close_round(
         &self,
+        conn: &mut PgConnection,
         call_id: Uuid,
-        taken_by: Option<Uuid>,
         now: DateTime<Utc>,
     ) -> Result<(), DispatchError> {
-        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO offer_rounds (call_id, closed_at) VALUES ($1, $2)
              ON CONFLICT (call_id) DO UPDATE
@@ -203,8 +179,20 @@ impl Store {
         )
         .bind(call_id)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(conn)
         .await?;
+        Ok(())
+    }
+
+    /// Stamps withdrawn the call's offers and, when `taken_by` is still on the
+    /// call, that driver's offers of other calls.
+    pub async fn withdraw_offers(
+        &self,
+        conn: &mut PgConnection,
+        call_id: Uuid,
+        taken_by: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<(), DispatchError> {
         // The driver check keeps a late CallAccepted from withdrawing offers a
         // driver received after finishing this call.
         sqlx::query(
@@ -217,9 +205,8 @@ impl Store {
         .bind(call_id)
         .bind(taken_by)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(conn)
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 

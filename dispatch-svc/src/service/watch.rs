@@ -1,9 +1,15 @@
-//! WatchOffers streams. Each stream subscribes to its driver's notifications,
-//! then shows the driver's open offers from the database, then follows the
-//! notifications: a new offer once, a withdrawal of what it showed, and a
-//! withdrawal of its own when a shown offer reaches `expires_at`. Now and then
-//! it re-reads the database, which repairs a lost notification. It ends when
-//! the client goes away, or with UNAVAILABLE when the server shuts down.
+//! WatchOffers feeds: the use case behind the stream, with gRPC left out.
+//! Each feed subscribes to its driver's notifications, then shows the
+//! driver's open offers from the database, then follows the notifications: a
+//! new offer once, a withdrawal of what it showed, and a withdrawal of its own
+//! when a shown offer reaches `expires_at`. Now and then it re-reads the
+//! database, which repairs a lost notification. It ends when the client goes
+//! away, or with a [`FeedEnd`] when the server shuts down or the
+//! notifications stop.
+//!
+//! The feed yields the messages the stream sends, since a notification already
+//! is one (see `events::notify`); `grpc` only turns a [`FeedEnd`] into a
+//! status.
 
 use std::{collections::HashSet, time::Duration};
 
@@ -17,10 +23,9 @@ use tokio::{
     time::Instant,
 };
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::Status;
 use uuid::Uuid;
 
-use super::convert;
+use super::registered;
 use crate::{
     domain::{Offer, SentOffers},
     error::DispatchError,
@@ -28,13 +33,24 @@ use crate::{
     store::Store,
 };
 
-/// What a WatchOffers stream yields.
-pub type OfferStream = ReceiverStream<Result<WatchOffersResponse, Status>>;
+/// What a WatchOffers feed yields: messages to send, then, unless the client
+/// went away first, why it ended.
+pub type OfferFeed = ReceiverStream<Result<WatchOffersResponse, FeedEnd>>;
 
-/// Messages a stream buffers for a slow client before it waits.
+/// Why a feed ended while its client was still there; either way the client
+/// should watch again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedEnd {
+    /// The server is shutting down.
+    ShuttingDown,
+    /// The subscription to the driver's notifications ended.
+    NotificationsEnded,
+}
+
+/// Messages a feed buffers for a slow client before it waits.
 const STREAM_BUFFER: usize = 32;
 
-/// Opens WatchOffers streams.
+/// Opens WatchOffers feeds.
 #[derive(Debug, Clone)]
 pub struct OfferStreams {
     store: Store,
@@ -44,7 +60,7 @@ pub struct OfferStreams {
 }
 
 impl OfferStreams {
-    /// Streams over `store` and `notifications` that re-read the database
+    /// Feeds over `store` and `notifications` that re-read the database
     /// every `resync` and end once `stopping` turns true (or its sender is
     /// dropped).
     pub fn new(
@@ -61,11 +77,11 @@ impl OfferStreams {
         }
     }
 
-    /// Starts `driver_id`'s stream: NOT_FOUND for an unregistered driver,
+    /// Starts `driver_id`'s feed: NOT_FOUND for an unregistered driver,
     /// UNAVAILABLE when NATS or the database cannot be reached.
     #[tracing::instrument(skip_all, fields(%driver_id))]
-    pub(crate) async fn open(&self, driver_id: Uuid) -> Result<OfferStream, DispatchError> {
-        self.store.driver(driver_id).await?;
+    pub async fn open(&self, driver_id: Uuid) -> Result<OfferFeed, DispatchError> {
+        registered(self.store.driver(driver_id).await?, driver_id)?;
         // Subscribing before reading means an offer made in between is heard
         // of, if not read: nothing falls between the two.
         let subscriber = self
@@ -91,7 +107,7 @@ impl OfferStreams {
 /// The client went away.
 struct Gone;
 
-/// Why a stream woke up.
+/// Why a feed woke up.
 enum Wake {
     ClientGone,
     Stopping,
@@ -100,12 +116,12 @@ enum Wake {
     Resync,
 }
 
-/// One running stream.
+/// One running feed.
 struct OfferWatch {
     driver_id: Uuid,
     store: Store,
     subscriber: Subscriber,
-    tx: mpsc::Sender<Result<WatchOffersResponse, Status>>,
+    tx: mpsc::Sender<Result<WatchOffersResponse, FeedEnd>>,
     stopping: watch::Receiver<bool>,
     sent: SentOffers,
 }
@@ -131,13 +147,11 @@ impl OfferWatch {
             let step = match wake {
                 Wake::ClientGone => return,
                 Wake::Stopping => {
-                    self.end(Status::unavailable("dispatch-svc is shutting down; watch again"))
-                        .await;
+                    self.end(FeedEnd::ShuttingDown).await;
                     return;
                 }
                 Wake::Notification(None) => {
-                    self.end(Status::unavailable("offer notifications ended; watch again"))
-                        .await;
+                    self.end(FeedEnd::NotificationsEnded).await;
                     return;
                 }
                 Wake::Notification(Some(message)) => self.notice(&message.payload).await,
@@ -154,16 +168,16 @@ impl OfferWatch {
         self.tx.send(Ok(message)).await.map_err(|_| Gone)
     }
 
-    async fn end(&self, status: Status) {
+    async fn end(&self, why: FeedEnd) {
         // The client may be gone already; nothing is left to tell then.
-        let _ = self.tx.send(Err(status)).await;
+        let _ = self.tx.send(Err(why)).await;
     }
 
     /// Shows the offers not shown yet.
     async fn show(&mut self, offers: &[Offer], now: DateTime<Utc>) -> Result<(), Gone> {
         for offer in offers {
             if self.sent.admit(offer.call_id, offer.expires_at, now) {
-                self.send(convert::offer_made(offer)).await?;
+                self.send(notify::offer_made(offer)).await?;
             }
         }
         Ok(())
@@ -171,7 +185,7 @@ impl OfferWatch {
 
     async fn withdraw(&mut self, calls: Vec<Uuid>) -> Result<(), Gone> {
         for call_id in calls {
-            self.send(convert::offer_withdrawn(call_id)).await?;
+            self.send(notify::offer_withdrawn(call_id)).await?;
         }
         Ok(())
     }
@@ -189,7 +203,7 @@ impl OfferWatch {
             }
             Some(Notice::Withdrawn(call_id)) => {
                 if self.sent.withdraw(call_id) {
-                    self.send(convert::offer_withdrawn(call_id)).await?;
+                    self.send(notify::offer_withdrawn(call_id)).await?;
                 }
             }
             None => tracing::warn!(driver_id = %self.driver_id, "malformed offer notification ignored"),
@@ -202,7 +216,7 @@ impl OfferWatch {
         self.withdraw(expired).await
     }
 
-    /// Brings the stream in line with the database.
+    /// Brings the feed in line with the database.
     async fn resync(&mut self) -> Result<(), Gone> {
         let now = clock::now();
         self.expire(now).await?;

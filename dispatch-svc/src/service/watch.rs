@@ -91,7 +91,7 @@ impl OfferStreams {
             .map_err(DispatchError::notifications_unavailable)?;
         let open = self.store.open_offers(driver_id, clock::now()).await?;
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        let stream = OfferWatch {
+        let feed = OfferWatch {
             driver_id,
             store: self.store.clone(),
             subscriber,
@@ -99,7 +99,7 @@ impl OfferStreams {
             stopping: self.stopping.clone(),
             sent: SentOffers::default(),
         };
-        tokio::spawn(stream.run(open, self.resync));
+        tokio::spawn(feed.run(open, self.resync));
         Ok(ReceiverStream::new(rx))
     }
 }

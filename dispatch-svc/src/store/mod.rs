@@ -1,12 +1,13 @@
 //! PostgreSQL schema `dispatch`: drivers, call assignments, offers and the
-//! outbox, read and written by [`Store`]; one file per table.
+//! outbox, read and written by [`Store`]; one file per concern: [`drivers`],
+//! [`assignments`] (with the driver updates that go with one), [`offers`].
 //!
 //! The store only reads and writes rows. What a change means (may this driver
 //! go offline? which event does it make?) is decided in `service`, which runs
 //! the statements of one change in a transaction from [`Store::begin`]: the
 //! methods that take a `&mut PgConnection` are its steps, and a driver's
 //! change commits together with the event [`Store::append`] adds to the outbox.
-//! Methods without a connection are single statements on the pool.
+//! Methods without a connection run on the pool, each statement on its own.
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};

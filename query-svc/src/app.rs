@@ -1,16 +1,29 @@
 //! Builds query-svc (binds the port, connects Redis and NATS, subscribes to
-//! change notifications) and runs it until shutdown.
+//! change notifications, wires the reads, the API and the projector) and runs
+//! it until shutdown; and the one-shot `query-svc rebuild`.
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use async_nats::jetstream;
+use eventbus::consumer::Consumer;
 use svc_kit::identity::Verifier;
 use taxi_proto::query::v1::query_service_server::QueryServiceServer;
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::watch};
 use tonic::{server::NamedService, service::Routes};
 
-use crate::{config::Config, grpc::QueryApi, notify::Hub, projector::Projector, reads::Reads, store::Store};
+use crate::{
+    config::Config,
+    events::{
+        projector::{self, Projector},
+        replay::EventLog,
+    },
+    grpc::QueryApi,
+    service::{
+        Reads,
+        rebuild::{self, RebuildReport},
+    },
+    store::{Store, notify::Hub},
+};
 
 const SERVICE_NAME: &str = <QueryServiceServer<QueryApi> as NamedService>::NAME;
 
@@ -19,18 +32,21 @@ pub struct App {
     listener: TcpListener,
     local_addr: SocketAddr,
     verifier: Arc<Verifier>,
+    /// Kept for the health probe.
     store: Store,
+    api: QueryApi,
     hub: Hub,
-    reads: Arc<Reads>,
-    stopping: tokio::sync::watch::Sender<bool>,
-    js: jetstream::Context,
-    config: Config,
+    projector: Arc<Projector>,
+    consumer: Consumer,
+    /// Tells open watches that the server is draining.
+    stopping: watch::Sender<bool>,
+    health_interval: Duration,
 }
 
 impl App {
     /// Binds `config.listen_addr`, connects to Redis (failing if it does not
-    /// answer) and to NATS (in the background), and subscribes to change
-    /// notifications.
+    /// answer) and to NATS (in the background), subscribes to change
+    /// notifications, and builds the reads, the API and the projector.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
         let verifier = Arc::new(Verifier::from_config(&config.trust)?);
@@ -47,23 +63,30 @@ impl App {
         .await
         .context("cannot subscribe to change notifications")?;
         let js = eventbus::stream::connect(&config.nats, "query-svc").await?;
-        let (stopping, stop_watches) = tokio::sync::watch::channel(false);
+        let (stopping, stop_watches) = watch::channel(false);
         let reads = Arc::new(Reads::new(
             store.clone(),
             notifier,
             Duration::from_millis(config.read_your_writes_timeout_ms),
             stop_watches,
         ));
+        let api = QueryApi::new(reads);
+        // A third of ack_wait: the event is back with the consumer well before
+        // the server would redeliver it anyway.
+        let retry_budget = Duration::from_millis(config.consumer.ack_wait_ms / 3);
+        let projector = Arc::new(Projector::new(store.clone(), retry_budget));
+        let consumer = projector::consumer(js, config.nats.clone(), config.consumer.clone());
         Ok(Self {
             listener,
             local_addr,
             verifier,
             store,
+            api,
             hub,
-            reads,
+            projector,
+            consumer,
             stopping,
-            js,
-            config,
+            health_interval: Duration::from_millis(config.health_interval_ms),
         })
     }
 
@@ -85,33 +108,34 @@ impl App {
             shutdown.await;
             stopping.send_replace(true);
         };
-        let routes = Routes::new(QueryServiceServer::new(QueryApi::new(self.reads.clone())));
-        let probe_store = self.store.clone();
+        let store = self.store;
         let probe = move || {
-            let store = probe_store.clone();
+            let store = store.clone();
             async move { store.ping().await }
         };
         let served = svc_kit::grpc::serve_with_health(
             self.listener,
-            routes,
-            self.verifier.clone(),
+            Routes::new(QueryServiceServer::new(self.api)),
+            self.verifier,
             &[SERVICE_NAME],
-            Duration::from_millis(self.config.health_interval_ms),
+            self.health_interval,
             probe,
             shutdown,
         );
-        // A third of ack_wait: the event is back with the consumer well before
-        // the server would redeliver it anyway.
-        let retry_budget = Duration::from_millis(self.config.consumer.ack_wait_ms / 3);
-        let projector = Arc::new(Projector::new(self.store.clone(), retry_budget)).run(
-            self.js.clone(),
-            self.config.nats.clone(),
-            self.config.consumer.clone(),
-        );
         tokio::select! {
             served = served => served,
-            () = projector => anyhow::bail!("projector stopped"),
+            () = self.projector.run(self.consumer) => anyhow::bail!("projector stopped"),
             () = self.hub.run() => anyhow::bail!("change notification hub stopped"),
         }
     }
+}
+
+/// Rebuilds every read model from the event stream (`query-svc rebuild`):
+/// connects to Redis and NATS on its own, without a running service, and
+/// reports what it did.
+pub async fn rebuild(config: Config) -> anyhow::Result<RebuildReport> {
+    config.validate()?;
+    let (store, _client) = Store::connect(&config.redis).await?;
+    let log = EventLog::connect(&config.nats).await?;
+    rebuild::rebuild(&store, &log).await
 }

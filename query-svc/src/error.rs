@@ -16,6 +16,10 @@ pub enum QueryError {
     /// A read-your-writes wait ran out before the projection caught up.
     #[error("{0}")]
     DeadlineExceeded(String),
+    /// The server started draining while a watch was open; the client resumes
+    /// elsewhere from the last version it was sent.
+    #[error("server shutting down; watch again with from_version {last_sent}")]
+    ShuttingDown { last_sent: i64 },
     #[error(transparent)]
     Fault(#[from] Fault),
 }
@@ -49,6 +53,7 @@ impl From<QueryError> for Status {
             QueryError::NotFound(id) => Status::not_found(format!("call {id} not found")),
             QueryError::PermissionDenied(msg) => Status::permission_denied(msg),
             QueryError::DeadlineExceeded(msg) => Status::deadline_exceeded(msg),
+            shutting_down @ QueryError::ShuttingDown { .. } => Status::unavailable(shutting_down.to_string()),
             QueryError::Fault(fault) => fault.into(),
         }
     }

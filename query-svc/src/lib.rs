@@ -1,29 +1,31 @@
 //! query-svc: the read side (CQRS). Projects the domain events from JetStream
 //! into Redis and serves the customers' mypage and the analysts' dashboard.
 //!
-//! - [`projection`]: what each event means for the read models; no I/O.
-//! - [`projector`]: the durable consumer applying events to Redis.
-//! - `store`: the Redis key layout, the atomic apply script, reads and
-//!   generations (see its docs for the keys).
-//! - `notify`: change notifications over one pub/sub connection, fanned out.
-//! - `reads`: the read use cases, ownership, read-your-writes and watching.
-//! - [`grpc`]: the `taxi.query.v1.QueryService` API.
-//! - [`rebuild`](mod@rebuild): replays the stream into a fresh generation and switches.
-//! - [`app`]: builds and runs the service; [`config`]: its settings.
+//! - [`domain`]: what each event means for the read models, and the
+//!   dashboard's counters; no I/O.
+//! - `service`: the use cases: the reads (ownership, read-your-writes,
+//!   watching, pages, the dashboard) and the rebuild.
+//! - `store`: Redis: the key layout, the atomic apply script, reads,
+//!   generations, and the change notifications over one pub/sub connection
+//!   fanned out to watchers (see its docs for the keys).
+//! - [`events`]: the event stream: the projector (the durable consumer
+//!   applying events to Redis) and the ordered replay a rebuild reads.
+//! - [`grpc`]: the `taxi.query.v1.QueryService` API and its conversions.
+//! - [`app`]: builds everything and runs the service, and the one-shot
+//!   [`rebuild`](fn@rebuild); [`config`]: its settings; [`error`]: its error
+//!   and the mapping to gRPC.
 
 pub mod app;
 pub mod config;
+pub mod domain;
 pub mod error;
+pub mod events;
 pub mod grpc;
-mod notify;
-pub mod projection;
-pub mod projector;
-mod reads;
-pub mod rebuild;
+mod service;
 mod store;
 
-pub use app::App;
+pub use app::{App, rebuild};
 pub use config::{Config, RedisConfig};
 pub use error::QueryError;
-pub use projector::PROJECTOR_DURABLE;
-pub use rebuild::{RebuildReport, rebuild};
+pub use events::PROJECTOR_DURABLE;
+pub use service::rebuild::RebuildReport;

@@ -1,16 +1,19 @@
 //! Request parsing: every bad field is named at once (INVALID_ARGUMENT with
-//! `google.rpc.BadRequest`), and the page token format.
+//! `google.rpc.BadRequest`), the page token format, and a watch's items on
+//! the wire.
 
 use chrono::{DateTime, Datelike as _, Duration, Utc};
 use svc_kit::validate::{InvalidArgument, Violations};
 use taxi_proto::query::v1::{
-    Bucket, GetCallViewRequest, GetDashboardRequest, ListMyCallsRequest, WatchCallRequest,
+    Bucket, CallView, GetCallViewRequest, GetDashboardRequest, ListMyCallsRequest, WatchCallRequest,
+    WatchCallResponse,
 };
+use tonic::Status;
 use uuid::Uuid;
 
 use svc_kit::clock::from_proto;
 
-use crate::projection::counters::Width;
+use crate::{domain::counters::Width, error::QueryError};
 
 const DEFAULT_PAGE_SIZE: usize = 20;
 const MAX_PAGE_SIZE: i32 = 100;
@@ -25,6 +28,12 @@ fn version(v: &mut Violations, field: &str, value: i64) -> i64 {
         v.add(field, "must not be negative");
     }
     value
+}
+
+/// One item of a watch on the wire.
+pub(super) fn watched(item: Result<CallView, QueryError>) -> Result<WatchCallResponse, Status> {
+    item.map(|view| WatchCallResponse { view: Some(view) })
+        .map_err(Status::from)
 }
 
 pub(super) fn get_call_view(req: &GetCallViewRequest) -> Result<(Uuid, i64), InvalidArgument> {

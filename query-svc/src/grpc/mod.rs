@@ -5,14 +5,23 @@ mod convert;
 
 use std::sync::Arc;
 
+use futures::StreamExt as _;
 use svc_kit::identity::Caller;
 use taxi_proto::query::v1::{
-    GetCallViewRequest, GetCallViewResponse, GetDashboardRequest, GetDashboardResponse, ListMyCallsRequest,
-    ListMyCallsResponse, WatchCallRequest, query_service_server::QueryService,
+    CallView, GetCallViewRequest, GetCallViewResponse, GetDashboardRequest, GetDashboardResponse,
+    ListMyCallsRequest, ListMyCallsResponse, WatchCallRequest, WatchCallResponse,
+    query_service_server::QueryService,
 };
 use tonic::{Request, Response, Status};
 
-use crate::{reads::Reads, reads::Watch};
+use crate::{
+    error::QueryError,
+    service::{Reads, Watch},
+};
+
+/// A watch as the client receives it: each version, or the status that ended it.
+pub type WatchCallStream =
+    futures::stream::Map<Watch, fn(Result<CallView, QueryError>) -> Result<WatchCallResponse, Status>>;
 
 /// The tonic implementation of `QueryService`.
 pub struct QueryApi {
@@ -56,7 +65,7 @@ impl QueryService for QueryApi {
         }))
     }
 
-    type WatchCallStream = Watch;
+    type WatchCallStream = WatchCallStream;
 
     #[tracing::instrument(skip_all, fields(call_id = %request.get_ref().call_id))]
     async fn watch_call(
@@ -66,7 +75,7 @@ impl QueryService for QueryApi {
         let caller = Caller::of(&request)?;
         let (call_id, from_version) = convert::watch_call(request.get_ref())?;
         let watch = self.reads.clone().watch(&caller, call_id, from_version).await?;
-        Ok(Response::new(watch))
+        Ok(Response::new(watch.map(convert::watched as fn(_) -> _)))
     }
 
     #[tracing::instrument(skip_all)]

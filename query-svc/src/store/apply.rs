@@ -9,7 +9,7 @@ use prost::Message as _;
 use taxi_proto::call::v1::CallStatus;
 
 use super::{Keys, Store};
-use crate::projection::{Projection, counters::Width};
+use crate::domain::{Projection, counters::Width};
 
 /// KEYS: 1 active-generation key, 2 applied set, 3 view hash, 4 versions
 /// zset, 5 customer's calls zset, 6 hour bucket, 7 day bucket, 8 customer

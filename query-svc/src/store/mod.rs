@@ -14,12 +14,21 @@
 //! | `{p}:{g}:customer:{cid}:calls` | zset | call ids scored by requested-at (ms) |
 //! | `{p}:{g}:customer:{cid}:stats` | hash | `calls`, `latest_ms` |
 //! | `{p}:{g}:dash:customers` | zset | customer ids scored by call count |
-//! | `{p}:{g}:dash:h:{YYYYMMDDHH}`, `{p}:{g}:dash:d:{YYYYMMDD}` | hash | counters (see `projection::counters`) |
+//! | `{p}:{g}:dash:h:{YYYYMMDDHH}`, `{p}:{g}:dash:d:{YYYYMMDD}` | hash | counters (see `domain::counters`) |
 //! | `{p}:{g}:applied:{aggregate_type}:{id}` | set | `{version}:{event_type}` of every event applied |
 //!
-//! Changes are announced on the channel `{p}:changes` as `{call_id} {version}`.
+//! Changes are announced on the channel `{p}:changes` as `{call_id} {version}`
+//! by the apply script, and heard through [`notify`].
+//!
+//! - [`apply`]: the one Lua script that applies a projection atomically.
+//! - `read`: the reads of one generation (a view, its versions, a customer's
+//!   page, the dashboard's buckets and top customers).
+//! - [`notify`]: the change notifications, one pub/sub connection fanned out.
+//! - here: the connection, the key layout and the generations (switching,
+//!   deleting, the rebuild lock).
 
 pub(crate) mod apply;
+pub(crate) mod notify;
 mod read;
 
 use std::time::Duration;
@@ -28,7 +37,7 @@ use anyhow::Context as _;
 use redis::{AsyncCommands as _, aio::ConnectionManager};
 use uuid::Uuid;
 
-use crate::{config::RedisConfig, projection::counters::Width};
+use crate::{config::RedisConfig, domain::counters::Width};
 
 pub(crate) use apply::Applied;
 pub(crate) use read::Page;
@@ -74,7 +83,8 @@ impl Store {
         format!("{}:active", self.prefix)
     }
 
-    fn rebuild_lock_key(&self) -> String {
+    /// The key of the lock a rebuild holds.
+    pub(crate) fn rebuild_lock_key(&self) -> String {
         format!("{}:rebuild", self.prefix)
     }
 

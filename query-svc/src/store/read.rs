@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use super::Store;
 use crate::{
+    domain::counters::{Tally, Width},
     error::QueryError,
-    projection::counters::{Tally, Width},
 };
 
 /// One page of a customer's calls.

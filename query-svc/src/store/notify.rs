@@ -5,6 +5,10 @@
 //! Pub/sub is fire-and-forget: while the connection is down notifications are
 //! lost. After reconnecting the hub broadcasts [`Notice::Resync`], and every
 //! waiter also re-reads on a slow timer, so a lost notification only delays.
+//!
+//! This sits with the store rather than with `events`: the notifications are
+//! Redis's, published by the apply script in the same step that changes a
+//! view, and say only that the read store changed. Nothing here touches NATS.
 
 use std::time::Duration;
 
@@ -31,7 +35,7 @@ impl Notice {
     }
 }
 
-/// Parses `{call_id} {version}`, the payload the projector publishes.
+/// Parses `{call_id} {version}`, the payload the apply script publishes.
 fn parse(payload: &str) -> Option<Notice> {
     let (call_id, version) = payload.split_once(' ')?;
     Some(Notice::Changed {

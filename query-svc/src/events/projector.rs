@@ -2,8 +2,8 @@
 //! applies each one to the active generation of the read models.
 //!
 //! Exactly-once in effect: the consumer delivers at least once and possibly
-//! out of order; the Lua script of [`crate::store`] drops an event it has
-//! applied before and never lets an older version replace a newer view.
+//! out of order; the store's apply script drops an event it has applied
+//! before and never lets an older version replace a newer view.
 
 use std::{
     sync::{Arc, Mutex},
@@ -19,8 +19,8 @@ use svc_kit::failure::FailureKind;
 use taxi_proto::events::v1::EventEnvelope;
 
 use crate::{
+    domain::{self, Projection},
     error::is_transient,
-    projection,
     store::{Applied, Store, apply::Target},
 };
 
@@ -59,7 +59,7 @@ impl Projector {
     /// Applies one event: `Poison` if it can never be applied, `Retry` if
     /// Redis kept failing.
     pub(crate) async fn handle(&self, event: EventEnvelope) -> Result<(), Failure> {
-        let projection = match projection::interpret(&event) {
+        let projection = match domain::interpret(&event) {
             Ok(Some(projection)) => projection,
             Ok(None) => return Ok(()),
             Err(error) => return Err(Failure::Poison(error.into())),
@@ -95,7 +95,7 @@ impl Projector {
         }
     }
 
-    async fn apply(&self, projection: &projection::Projection) -> redis::RedisResult<()> {
+    async fn apply(&self, projection: &Projection) -> redis::RedisResult<()> {
         // A rebuild switching generations twice while one event is applied is
         // all that can exhaust these attempts.
         for _ in 0..3 {
@@ -123,15 +123,8 @@ impl Projector {
         )))
     }
 
-    /// Consumes every domain event until dropped.
-    pub(crate) async fn run(
-        self: Arc<Self>,
-        js: jetstream::Context,
-        nats: NatsConfig,
-        config: ConsumerConfig,
-    ) {
-        let filter = nats.subjects().all_events();
-        let consumer = Consumer::new(js, nats, PROJECTOR_DURABLE, filter, config);
+    /// Applies every event `consumer` delivers, until dropped.
+    pub(crate) async fn run(self: Arc<Self>, consumer: Consumer) {
         consumer
             .run(move |event| {
                 let projector = self.clone();
@@ -139,4 +132,11 @@ impl Projector {
             })
             .await;
     }
+}
+
+/// The projector's durable consumer of every domain event (described only:
+/// nothing is created on the server until it runs).
+pub(crate) fn consumer(js: jetstream::Context, nats: NatsConfig, config: ConsumerConfig) -> Consumer {
+    let filter = nats.subjects().all_events();
+    Consumer::new(js, nats, PROJECTOR_DURABLE, filter, config)
 }

@@ -1,8 +1,6 @@
 //! What an event means for the read models, decided without I/O: the call
 //! view it carries (if any), the dashboard counters it bumps and the customer
-//! activity it records. [`crate::store`] applies the result atomically.
-
-pub(crate) mod counters;
+//! activity it records. The store applies the result atomically.
 
 use chrono::{DateTime, Utc};
 use taxi_proto::{
@@ -12,7 +10,7 @@ use taxi_proto::{
 };
 use uuid::Uuid;
 
-pub(crate) use counters::Counter;
+use super::counters::{self, Counter};
 
 /// The writes one event asks for.
 #[derive(Debug, Clone, PartialEq)]

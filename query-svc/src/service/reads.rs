@@ -1,26 +1,26 @@
-//! The read use cases: who may see what, and the waits of read-your-writes
-//! and of watching a call.
+//! The read use cases: who may see which call, a call's view with
+//! read-your-writes, watching a call, a customer's page of calls and the
+//! dashboard.
 
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use svc_kit::identity::Caller;
-use taxi_proto::query::v1::{CallView, DashboardBucket, GetDashboardResponse, WatchCallResponse};
+use taxi_proto::query::v1::{CallView, DashboardBucket, GetDashboardResponse};
 use tokio::{
-    sync::{broadcast, mpsc, watch},
+    sync::{broadcast, mpsc},
     time::Instant,
 };
-use tonic::Status;
 use uuid::Uuid;
 
+use super::{Reads, Watch};
 use crate::{
-    error::QueryError,
-    notify::{Notice, Notifier},
-    projection::{
+    domain::{
         self,
         counters::{Tally, Width},
     },
-    store::{Page, Store},
+    error::QueryError,
+    store::{Page, notify::Notice},
 };
 
 /// How often a read-your-writes wait re-reads without a notification.
@@ -30,33 +30,7 @@ const WATCH_POLL: Duration = Duration::from_secs(5);
 /// Customers shown on the dashboard.
 const TOP_CUSTOMERS: isize = 10;
 
-/// The read side's use cases over the store and the change notifications.
-pub(crate) struct Reads {
-    store: Store,
-    notifier: Notifier,
-    wait_limit: Duration,
-    /// Turns true when the server starts draining.
-    stopping: watch::Receiver<bool>,
-}
-
-/// A server stream of a watched call's versions.
-pub(crate) type Watch = tokio_stream::wrappers::ReceiverStream<Result<WatchCallResponse, Status>>;
-
 impl Reads {
-    pub(crate) fn new(
-        store: Store,
-        notifier: Notifier,
-        wait_limit: Duration,
-        stopping: watch::Receiver<bool>,
-    ) -> Self {
-        Self {
-            store,
-            notifier,
-            wait_limit,
-            stopping,
-        }
-    }
-
     async fn current(&self, call_id: Uuid) -> Result<Option<CallView>, QueryError> {
         let generation = self.store.active_generation().await?;
         self.store.view(&generation, call_id).await
@@ -129,7 +103,7 @@ impl Reads {
         };
         let (tx, rx) = mpsc::channel(16);
         // Nothing newer can follow a terminal view the client already has.
-        if !(projection::is_terminal(&current) && current.version <= last_sent) {
+        if !(domain::is_terminal(&current) && current.version <= last_sent) {
             tokio::spawn(async move { self.follow(call_id, last_sent, notices, tx).await });
         }
         Ok(Watch::new(rx))
@@ -140,14 +114,14 @@ impl Reads {
         call_id: Uuid,
         mut last_sent: i64,
         mut notices: broadcast::Receiver<Notice>,
-        tx: mpsc::Sender<Result<WatchCallResponse, Status>>,
+        tx: mpsc::Sender<Result<CallView, QueryError>>,
     ) {
         let mut stopping = self.stopping.clone();
         loop {
             let newer = match self.newer_versions(call_id, last_sent).await {
                 Ok(newer) => newer,
                 Err(error) => {
-                    let _ = tx.send(Err(error.into())).await;
+                    let _ = tx.send(Err(error)).await;
                     return;
                 }
             };
@@ -156,8 +130,8 @@ impl Reads {
                     continue;
                 }
                 last_sent = view.version;
-                let terminal = projection::is_terminal(&view);
-                if tx.send(Ok(WatchCallResponse { view: Some(view) })).await.is_err() || terminal {
+                let terminal = domain::is_terminal(&view);
+                if tx.send(Ok(view)).await.is_err() || terminal {
                     return;
                 }
             }
@@ -169,11 +143,7 @@ impl Reads {
                     () = wait_for(&mut notices, call_id, Instant::now() + WATCH_POLL) => false,
                 };
             if stop {
-                let _ = tx
-                    .send(Err(Status::unavailable(format!(
-                        "server shutting down; watch again with from_version {last_sent}"
-                    ))))
-                    .await;
+                let _ = tx.send(Err(QueryError::ShuttingDown { last_sent })).await;
                 return;
             }
         }

@@ -11,20 +11,14 @@
 
 use std::time::Duration;
 
-use anyhow::Context as _;
-use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::OrderedConfig};
-use futures::StreamExt as _;
-use prost::Message as _;
 use taxi_proto::events::v1::EventEnvelope;
 
 use crate::{
-    config::Config,
-    projection,
+    domain,
+    events::replay::{EventLog, EventStream},
     store::{Applied, Store, apply::Target},
 };
 
-/// A replay that receives nothing for this long has stalled.
-const IDLE_LIMIT: Duration = Duration::from_secs(30);
 /// The lock outlives any sane rebuild, and expires after a crashed one.
 const LOCK_TTL: Duration = Duration::from_secs(60 * 60);
 
@@ -54,40 +48,29 @@ pub struct RebuildReport {
     pub keys_deleted: u64,
 }
 
-/// Rebuilds every read model from the event stream; see the module docs.
-pub async fn rebuild(config: Config) -> anyhow::Result<RebuildReport> {
-    config.validate()?;
-    let (store, _client) = Store::connect(&config.redis).await?;
-    let js = eventbus::stream::connect(&config.nats, "query-svc-rebuild").await?;
-    eventbus::stream::ensure_streams(&js, &config.nats).await?;
+/// Rebuilds every read model in `store` from the stream `log` reads, under
+/// the rebuild lock, so that two rebuilds never race; see the module docs.
+pub(crate) async fn rebuild(store: &Store, log: &EventLog) -> anyhow::Result<RebuildReport> {
     let owner = uuid::Uuid::new_v4().to_string();
     anyhow::ensure!(
         store.lock_rebuild(&owner, LOCK_TTL).await?,
-        "another rebuild is running (lock {}:rebuild)",
-        config.redis.key_prefix
+        "another rebuild is running (lock {})",
+        store.rebuild_lock_key()
     );
-    let outcome = run(&store, &js, &config).await;
+    let outcome = run(store, log).await;
     if let Err(error) = store.unlock_rebuild(&owner).await {
         tracing::warn!(%error, "cannot release the rebuild lock; it expires by itself");
     }
     outcome
 }
 
-async fn run(store: &Store, js: &jetstream::Context, config: &Config) -> anyhow::Result<RebuildReport> {
+async fn run(store: &Store, log: &EventLog) -> anyhow::Result<RebuildReport> {
     let current = store.stored_generation().await?;
     let generation = fresh_name(current.as_deref());
     // Leftovers of a crashed rebuild that picked the same name would mix in.
     store.delete_generation(&generation).await?;
-    let mut stream = js
-        .get_stream(config.nats.subjects().stream())
-        .await
-        .context("cannot open the event stream")?;
-    let end = stream
-        .info()
-        .await
-        .context("cannot read the event stream's state")?
-        .state
-        .last_sequence;
+    let mut stream = log.open().await?;
+    let end = stream.last_sequence().await?;
     let mut report = RebuildReport {
         generation: generation.clone(),
         replayed_up_to: end,
@@ -103,12 +86,7 @@ async fn run(store: &Store, js: &jetstream::Context, config: &Config) -> anyhow:
 
     let previous = store.switch_generation(&generation).await?;
     tracing::info!(generation, ?previous, "rebuild: switched generations");
-    let now = stream
-        .info()
-        .await
-        .context("cannot read the event stream's state")?
-        .state
-        .last_sequence;
+    let now = stream.last_sequence().await?;
     replay(
         store,
         &stream,
@@ -148,59 +126,33 @@ enum Phase {
 /// Applies the stream's messages `from..=to` to `generation`.
 async fn replay(
     store: &Store,
-    stream: &jetstream::stream::Stream,
+    stream: &EventStream,
     generation: &str,
     from: u64,
     to: u64,
     report: &mut RebuildReport,
     phase: Phase,
 ) -> anyhow::Result<()> {
-    if to < from {
-        return Ok(());
-    }
-    // An ordered consumer is ephemeral, unacknowledged and in stream order:
-    // it leaves nothing behind and does not disturb the live projector.
-    let consumer = stream
-        .create_consumer(OrderedConfig {
-            deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: from },
-            ..Default::default()
-        })
-        .await
-        .context("cannot create the replay consumer")?;
-    let mut messages = consumer.messages().await.context("cannot start the replay")?;
-    loop {
-        let message = tokio::time::timeout(IDLE_LIMIT, messages.next())
-            .await
-            .with_context(|| format!("replay stalled before sequence {to}"))?
-            .with_context(|| format!("replay ended before sequence {to}"))?
-            .map_err(|e| anyhow::anyhow!(e).context("replay failed"))?;
-        let seq = message
-            .info()
-            .map_err(|e| anyhow::anyhow!("replayed message without metadata: {e}"))?
-            .stream_sequence;
-        if seq > to {
-            return Ok(());
-        }
+    let mut messages = stream.read(from, to).await?;
+    while let Some(event) = messages.next().await? {
         match phase {
             Phase::Replay => report.replayed += 1,
             Phase::CatchUp => report.caught_up += 1,
         }
-        apply(store, generation, &message.payload, report).await?;
-        if seq >= to {
-            return Ok(());
-        }
+        apply(store, generation, event, report).await?;
     }
+    Ok(())
 }
 
 async fn apply(
     store: &Store,
     generation: &str,
-    payload: &[u8],
+    event: Result<EventEnvelope, prost::DecodeError>,
     report: &mut RebuildReport,
 ) -> anyhow::Result<()> {
-    let projection = match EventEnvelope::decode(payload)
+    let projection = match event
         .map_err(|e| e.to_string())
-        .and_then(|event| projection::interpret(&event).map_err(|e| e.to_string()))
+        .and_then(|event| domain::interpret(&event).map_err(|e| e.to_string()))
     {
         Ok(Some(projection)) => projection,
         Ok(None) => {

@@ -15,7 +15,7 @@ use eventbus::{
     NatsConfig,
     consumer::{Consumer, ConsumerConfig, Failure},
 };
-use svc_kit::failure::FailureKind;
+use svc_kit::{backoff::Backoff, failure::FailureKind};
 use taxi_proto::events::v1::EventEnvelope;
 
 use crate::{
@@ -27,6 +27,9 @@ use crate::{
 /// The projector's durable consumer name (one per deployment, shared by the
 /// replicas, which then split the events between them).
 pub const PROJECTOR_DURABLE: &str = "query-projector";
+
+/// The waits between attempts to apply one event while Redis fails.
+const APPLY_BACKOFF: Backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
 
 /// Applies events to whatever generation is active.
 pub(crate) struct Projector {
@@ -70,28 +73,27 @@ impl Projector {
         // spend the consumer's few redeliveries (and dead-letter the event)
         // on a blip.
         let deadline = tokio::time::Instant::now() + self.retry_budget;
-        let mut backoff = Duration::from_millis(50);
+        let mut retries = APPLY_BACKOFF.retries();
         loop {
-            match self.apply(&projection).await {
+            let error = match self.apply(&projection).await {
                 Ok(()) => return Ok(()),
-                Err(error) if !is_transient(&error) => {
-                    return Err(Failure::of_kind(
-                        FailureKind::Permanent,
-                        anyhow::Error::new(error).context("apply to Redis"),
-                    ));
-                }
-                Err(error) if tokio::time::Instant::now() + backoff < deadline => {
-                    tracing::warn!(error = %error, retry_in = ?backoff, "cannot apply an event to Redis");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
-                Err(error) => {
-                    return Err(Failure::of_kind(
-                        FailureKind::Transient,
-                        anyhow::Error::new(error).context("apply to Redis"),
-                    ));
-                }
+                Err(error) => error,
+            };
+            if !is_transient(&error) {
+                return Err(Failure::of_kind(
+                    FailureKind::Permanent,
+                    anyhow::Error::new(error).context("apply to Redis"),
+                ));
             }
+            let delay = retries.next_delay();
+            if tokio::time::Instant::now() + delay >= deadline {
+                return Err(Failure::of_kind(
+                    FailureKind::Transient,
+                    anyhow::Error::new(error).context("apply to Redis"),
+                ));
+            }
+            tracing::warn!(error = %error, retry_in = ?delay, "cannot apply an event to Redis");
+            tokio::time::sleep(delay).await;
         }
     }
 

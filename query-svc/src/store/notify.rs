@@ -13,8 +13,12 @@
 use std::time::Duration;
 
 use futures::StreamExt as _;
+use svc_kit::backoff::Backoff;
 use tokio::sync::broadcast;
 use uuid::Uuid;
+
+/// The waits between attempts to subscribe again after the connection is lost.
+const RESUBSCRIBE_BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
 
 /// What a waiter hears.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,7 +93,7 @@ impl Hub {
 
     /// Forwards notifications forever, reconnecting with back-off.
     pub(crate) async fn run(mut self) {
-        let mut backoff = Duration::from_millis(100);
+        let mut retries = RESUBSCRIBE_BACKOFF.retries();
         loop {
             let connection = match self.connection.take() {
                 Some(connection) => connection,
@@ -97,13 +101,13 @@ impl Hub {
                     Ok(connection) => {
                         tracing::info!(channel = self.channel, "change notifications resumed");
                         let _ = self.tx.send(Notice::Resync);
-                        backoff = Duration::from_millis(100);
+                        retries.reset();
                         connection
                     }
                     Err(error) => {
-                        tracing::warn!(error = format!("{error:#}"), retry_in = ?backoff, "cannot subscribe to change notifications");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        let delay = retries.next_delay();
+                        tracing::warn!(error = format!("{error:#}"), retry_in = ?delay, "cannot subscribe to change notifications");
+                        tokio::time::sleep(delay).await;
                         continue;
                     }
                 },

@@ -1,5 +1,6 @@
 //! Builds call-svc (binds the port, connects and migrates the database, wires
-//! the backends) and runs it until shutdown.
+//! the store, the use cases, the API, the outbox relay and the sweeper) and
+//! runs it until shutdown.
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -15,23 +16,34 @@ use taxi_proto::{
 use tokio::net::TcpListener;
 use tonic::{server::NamedService, service::Routes};
 
-use crate::{config::Config, grpc::CallApi, service::Calls, store, sweeper};
+use crate::{
+    config::Config,
+    grpc::CallApi,
+    service::{Calls, sweep},
+    store::{self, Store},
+};
 
 const SERVICE_NAME: &str = <CallServiceServer<CallApi> as NamedService>::NAME;
 
-/// A built call-svc, bound to its port but not yet serving.
+/// A built call-svc, bound to its port and wired, but not yet serving.
 pub struct App {
     listener: TcpListener,
     local_addr: SocketAddr,
     verifier: Arc<Verifier>,
+    /// Probed for the health service.
     pool: PgPool,
+    api: CallApi,
     relay: Relay,
+    /// The use cases the sweeper runs beside the API.
     calls: Arc<Calls>,
-    config: Config,
+    sweep_interval: Duration,
+    health_interval: Duration,
 }
 
 impl App {
-    /// Binds `config.listen_addr`, connects to PostgreSQL and applies migrations.
+    /// Binds `config.listen_addr`, connects to PostgreSQL, applies migrations
+    /// and wires every part; nothing runs until
+    /// [`run_until_stopped`](Self::run_until_stopped).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
         let verifier = Arc::new(Verifier::from_config(&config.trust)?);
@@ -52,15 +64,24 @@ impl App {
         );
         let dispatch = DispatchServiceClient::new(config.dispatch.channel()?);
         let payment = PaymentServiceClient::new(config.payment.channel()?);
-        let calls = Arc::new(Calls::new(pool.clone(), dispatch, payment, signer, &config));
+        let calls = Arc::new(Calls::new(
+            Store::new(pool.clone()),
+            dispatch,
+            payment,
+            signer,
+            &config,
+        ));
+        let api = CallApi::new(calls.clone());
         Ok(Self {
             listener,
             local_addr,
             verifier,
             pool,
+            api,
             relay,
             calls,
-            config,
+            sweep_interval: Duration::from_millis(config.saga.sweep_interval_ms),
+            health_interval: Duration::from_millis(config.health_interval_ms),
         })
     }
 
@@ -78,21 +99,18 @@ impl App {
     /// sweeper (expiry and saga recovery), the outbox relay and the health
     /// probe run beside the server and stop with it.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let routes = Routes::new(CallServiceServer::new(CallApi::new(self.calls.clone())));
         let served = svc_kit::grpc::serve_with_health(
             self.listener,
-            routes,
-            self.verifier.clone(),
+            Routes::new(CallServiceServer::new(self.api)),
+            self.verifier,
             &[SERVICE_NAME],
-            Duration::from_millis(self.config.health_interval_ms),
+            self.health_interval,
             svc_kit::db::probe(&self.pool),
             shutdown,
         );
         tokio::select! {
             served = served => served,
-            () = sweeper::run(self.calls.clone(), Duration::from_millis(self.config.saga.sweep_interval_ms)) => {
-                anyhow::bail!("sweeper stopped")
-            }
+            () = sweep::run(self.calls, self.sweep_interval) => anyhow::bail!("sweeper stopped"),
             () = self.relay.run() => anyhow::bail!("outbox relay stopped"),
         }
     }

@@ -1,13 +1,17 @@
 //! call-svc: customers' taxi calls and the trip saga that call-svc orchestrates.
 //!
-//! - [`domain`]: the Call aggregate, its state machine, the fare table and the
-//!   effects' retry back-off; no I/O.
-//! - [`service`]: the use cases (request, accept, start, complete, cancel), which
-//!   drive dispatch-svc and payment-svc and commit each change with its event.
-//! - [`sweeper`]: expires unaccepted calls and finishes sagas a crash left half-way.
-//! - [`store`]: PostgreSQL schema `call` (calls, rejected requests and the outbox).
+//! - [`domain`]: the Call aggregate, its state machine and the fare table; no I/O.
+//! - [`service`]: the use cases ([`Calls`](service::Calls): request, accept,
+//!   start, complete, cancel, get), which drive dispatch-svc and payment-svc
+//!   and commit each change with its event; the effects owed to them and
+//!   their retries; and the sweep that expires unaccepted calls and finishes
+//!   sagas a crash left half-way, with the loop that repeats it.
+//! - [`store`]: the [`Store`](store::Store) over PostgreSQL schema `call`
+//!   (calls, rejected requests, the effects' schedule and leases).
+//! - [`events`]: the events appended to the outbox (call-svc consumes none).
 //! - [`grpc`]: the `taxi.call.v1.CallService` API and its conversions.
-//! - [`app`]: builds and runs the service; [`config`]: its settings.
+//! - [`app`]: wires and runs the service; [`config`]: its settings;
+//!   [`error`]: its errors and their status codes.
 
 pub mod app;
 pub mod config;
@@ -17,7 +21,6 @@ pub mod events;
 pub mod grpc;
 pub mod service;
 pub mod store;
-pub mod sweeper;
 
 pub use app::App;
 pub use config::Config;

@@ -1,10 +1,11 @@
-//! The Call aggregate, the fare table and the effects' retry schedule: pure
-//! rules, no I/O.
+//! The Call aggregate and the fare table: pure rules, no I/O.
+//!
+//! - [`call`]: the Call, its state machine, the claim an accept holds and the
+//!   [`Effects`] a transition owes other services.
+//! - [`fare`]: the fare table and the quote of a route.
 
-pub mod backoff;
 pub mod call;
 pub mod fare;
 
-pub use backoff::effect_backoff;
 pub use call::{Applied, Call, CallRequest, CallStatus, CancelReason, Claim, Effects, TransitionError};
 pub use fare::{FareRule, FareTable, Quote};

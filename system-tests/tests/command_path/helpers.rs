@@ -361,7 +361,8 @@ impl TestSystem {
         let payment = PaymentServiceClient::new(config.payment.channel().expect("payment channel"));
         let signer =
             svc_kit::identity::Signer::from_config("call-svc", &config.identity).expect("the signing key");
-        call_svc::service::Calls::new(pool, dispatch, payment, signer, config)
+        let store = call_svc::store::Store::new(pool);
+        call_svc::service::Calls::new(store, dispatch, payment, signer, config)
     }
 
     /// Every event type in call-svc's outbox, in commit order.

@@ -1,6 +1,9 @@
-//! The domain events call-svc appends to its outbox. Every call event carries
-//! the call's state after the transition, so projections can replace a view
-//! with a newer one without replaying history.
+//! The domain events call-svc appends to its outbox, built from domain
+//! values. Every call event carries the call's state after the transition, so
+//! projections can replace a view with a newer one without replaying history.
+//!
+//! call-svc publishes only: it consumes no events, and learns what dispatch
+//! and payment did from their gRPC answers.
 
 use chrono::{DateTime, Utc};
 use taxi_proto::events::v1::{

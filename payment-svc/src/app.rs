@@ -1,5 +1,6 @@
 //! Builds payment-svc (binds the port, connects and migrates the database,
-//! picks the provider) and runs it until shutdown.
+//! picks the provider, wires the store, the use cases, the API and the outbox
+//! relay) and runs it until shutdown.
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -16,20 +17,21 @@ use crate::{
     grpc::PaymentApi,
     provider::{PaymentProvider, SimulatedProvider},
     service::Payments,
-    store,
+    store::{self, Store},
 };
 
 const SERVICE_NAME: &str = <PaymentServiceServer<PaymentApi> as NamedService>::NAME;
 
-/// A built payment-svc, bound to its port but not yet serving.
+/// A built payment-svc, bound to its port and wired, but not yet serving.
 pub struct App {
     listener: TcpListener,
     local_addr: SocketAddr,
     verifier: Arc<Verifier>,
+    /// Probed for the health service.
     pool: PgPool,
+    api: PaymentApi,
     relay: Relay,
-    payments: Arc<Payments>,
-    config: Config,
+    health_interval: Duration,
 }
 
 impl App {
@@ -39,7 +41,8 @@ impl App {
     }
 
     /// Binds `config.listen_addr`, connects to PostgreSQL, applies migrations
-    /// and charges through `provider`.
+    /// and wires every part to charge through `provider`; nothing runs until
+    /// [`run_until_stopped`](Self::run_until_stopped).
     pub async fn build_with_provider(
         config: Config,
         provider: Arc<dyn PaymentProvider>,
@@ -61,18 +64,19 @@ impl App {
             config.relay.clone(),
         );
         let payments = Arc::new(Payments::new(
-            pool.clone(),
+            Store::new(pool.clone()),
             provider,
             Duration::from_millis(config.provider_timeout_ms),
         ));
+        let api = PaymentApi::new(payments, config.max_amount_krw);
         Ok(Self {
             listener,
             local_addr,
             verifier,
             pool,
+            api,
             relay,
-            payments,
-            config,
+            health_interval: Duration::from_millis(config.health_interval_ms),
         })
     }
 
@@ -89,14 +93,12 @@ impl App {
     /// Serves until `shutdown` resolves, then drains in-flight requests. Health
     /// follows a database probe beside the server and stops with it.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let api = PaymentApi::new(self.payments.clone(), self.config.max_amount_krw);
-        let routes = Routes::new(PaymentServiceServer::new(api));
         let served = svc_kit::grpc::serve_with_health(
             self.listener,
-            routes,
-            self.verifier.clone(),
+            Routes::new(PaymentServiceServer::new(self.api)),
+            self.verifier,
             &[SERVICE_NAME],
-            Duration::from_millis(self.config.health_interval_ms),
+            self.health_interval,
             svc_kit::db::probe(&self.pool),
             shutdown,
         );

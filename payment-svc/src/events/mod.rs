@@ -1,6 +1,10 @@
 //! The events payment-svc appends to its outbox, all about the "payment"
 //! aggregate of one call (aggregate id = call id): AdvancePaid,
 //! PaymentDeclined, FinalSettled and PaymentRefunded.
+//!
+//! These build the payloads from domain values; the service numbers them with
+//! the call's payment version and appends them in the transaction that
+//! records the outcome. payment-svc publishes only: it consumes no events.
 
 use taxi_proto::events::v1::{
     AdvancePaid, FinalSettled, PaymentDeclined, PaymentFacts, PaymentRefunded, event_envelope::Payload,

@@ -4,8 +4,7 @@
 
 use eventbus::{NatsConfig, consumer::ConsumerConfig};
 use serde::{Deserialize, Serialize};
-use svc_kit::identity::TrustConfig;
-use svc_kit::telemetry::LogConfig;
+use svc_kit::{identity::TrustConfig, secret::SecretUrl, telemetry::LogConfig};
 
 /// Everything query-svc needs to start.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -32,8 +31,8 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RedisConfig {
-    /// `redis://host:port[/db]`.
-    pub url: String,
+    /// `redis://[:password@]host:port[/db]`.
+    pub url: SecretUrl,
     /// First segment of every key and of the notification channel; tests use
     /// their own so they never see each other's data.
     pub key_prefix: String,
@@ -89,7 +88,7 @@ impl Config {
                 .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '*' | '?' | '[' | ']' | '\\')),
             "QUERY_REDIS__KEY_PREFIX must not contain whitespace or any of * ? [ ] \\"
         );
-        redis::Client::open(self.redis.url.as_str())
+        redis::Client::open(self.redis.url.expose())
             .map_err(|e| anyhow::anyhow!("QUERY_REDIS__URL is not a valid Redis URL: {e}"))?;
         anyhow::ensure!(
             self.redis.connect_timeout_ms > 0 && self.redis.response_timeout_ms > 0,

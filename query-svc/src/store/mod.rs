@@ -55,7 +55,7 @@ pub(crate) struct Store {
 impl Store {
     /// Connects, failing when Redis does not answer in time.
     pub(crate) async fn connect(config: &RedisConfig) -> anyhow::Result<(Self, redis::Client)> {
-        let client = redis::Client::open(config.url.as_str()).context("invalid Redis URL")?;
+        let client = redis::Client::open(config.url.expose()).context("invalid Redis URL")?;
         // ConnectionManager reconnects by itself but fails the command that hit
         // the broken connection; callers (the consumer's redelivery, clients)
         // retry. Without timeouts a dead server would hang every request.

@@ -65,7 +65,7 @@ pub async fn spawn_app_with(config: Config) -> TestApp {
     eventbus::stream::ensure_streams(&js, &config.nats)
         .await
         .expect("create streams");
-    let redis = redis::Client::open(config.redis.url.as_str())
+    let redis = redis::Client::open(config.redis.url.expose())
         .expect("redis url")
         .get_multiplexed_async_connection()
         .await
@@ -296,7 +296,7 @@ impl Drop for TestApp {
                 return;
             };
             runtime.block_on(async {
-                let Ok(client) = redis::Client::open(config.redis.url.as_str()) else {
+                let Ok(client) = redis::Client::open(config.redis.url.expose()) else {
                     return;
                 };
                 let Ok(mut redis) = client.get_multiplexed_async_connection().await else {

@@ -41,7 +41,7 @@ async fn an_event_projected_while_redis_is_down_is_retried_until_it_is_back_and_
     // delivery's own retries short (a third of it).
     let mut redis = redis_server().await;
     let mut config = test_config();
-    config.redis.url = format!("redis://127.0.0.1:{}", redis.port());
+    config.redis.url = format!("redis://127.0.0.1:{}", redis.port()).into();
     config.consumer.ack_wait_ms = 1_500;
     config.consumer.retry_delay_ms = 100;
     config.consumer.max_retry_delay_ms = 300;

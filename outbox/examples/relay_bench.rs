@@ -12,7 +12,10 @@ use eventbus::{NatsConfig, stream, testing};
 use outbox::{Relay, RelayConfig};
 use prost::Message as _;
 use sqlx::{PgPool, migrate::Migrator};
-use taxi_proto::events::v1::{CallRequested, CallSnapshot, EventEnvelope, event_envelope::Payload};
+use taxi_proto::{
+    call::v1::CallStatus,
+    events::v1::{CallRequested, CallSnapshot, EventEnvelope, event_envelope::Payload},
+};
 use uuid::Uuid;
 
 const SCHEMA: &str = "relaybench";
@@ -23,7 +26,7 @@ fn event() -> EventEnvelope {
     let snapshot = CallSnapshot {
         call_id: id.to_string(),
         customer_id: Uuid::new_v4().to_string(),
-        status: "REQUESTED".into(),
+        call_status: CallStatus::Requested.into(),
         quoted_fare_krw: 11_600,
         version: 1,
         ..Default::default()

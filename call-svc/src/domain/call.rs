@@ -17,11 +17,12 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 use svc_kit::geo::GeoPoint;
-use taxi_proto::common::v1::TaxiType;
+use taxi_proto::{call::v1 as pb, common::v1::TaxiType};
 use uuid::Uuid;
 
 use super::fare::{FareRule, Quote};
 
+/// Where a call is in its life; `taxi.call.v1.CallStatus` on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallStatus {
     Requested,
@@ -31,36 +32,29 @@ pub enum CallStatus {
     Canceled,
 }
 
-impl CallStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Requested => "REQUESTED",
-            Self::Accepted => "ACCEPTED",
-            Self::InTrip => "IN_TRIP",
-            Self::Completed => "COMPLETED",
-            Self::Canceled => "CANCELED",
+/// The one mapping to the wire's status, for the API and the events alike.
+impl From<CallStatus> for pb::CallStatus {
+    fn from(status: CallStatus) -> Self {
+        match status {
+            CallStatus::Requested => Self::Requested,
+            CallStatus::Accepted => Self::Accepted,
+            CallStatus::InTrip => Self::InTrip,
+            CallStatus::Completed => Self::Completed,
+            CallStatus::Canceled => Self::Canceled,
         }
     }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::Requested,
-            Self::Accepted,
-            Self::InTrip,
-            Self::Completed,
-            Self::Canceled,
-        ]
-        .into_iter()
-        .find(|status| status.as_str() == s)
-    }
 }
 
+/// The wire's name without its `CALL_STATUS_` prefix (`ACCEPTED`), as error
+/// messages show it.
 impl fmt::Display for CallStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        let name = pb::CallStatus::from(*self).as_str_name();
+        f.write_str(name.strip_prefix("CALL_STATUS_").unwrap_or(name))
     }
 }
 
+/// Why a call was canceled; `taxi.call.v1.CancelReason` on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CancelReason {
     Customer,
@@ -68,19 +62,15 @@ pub enum CancelReason {
     PaymentDeclined,
 }
 
-impl CancelReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Customer => "CUSTOMER",
-            Self::Expired => "EXPIRED",
-            Self::PaymentDeclined => "PAYMENT_DECLINED",
+/// The one mapping to the wire's reason; a call that is not canceled has
+/// none, which the wire spells UNSPECIFIED.
+impl From<CancelReason> for pb::CancelReason {
+    fn from(reason: CancelReason) -> Self {
+        match reason {
+            CancelReason::Customer => Self::Customer,
+            CancelReason::Expired => Self::Expired,
+            CancelReason::PaymentDeclined => Self::PaymentDeclined,
         }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::Customer, Self::Expired, Self::PaymentDeclined]
-            .into_iter()
-            .find(|reason| reason.as_str() == s)
     }
 }
 
@@ -757,22 +747,15 @@ mod tests {
     }
 
     #[test]
-    fn statuses_and_reasons_round_trip_through_text() {
-        for status in [
-            CallStatus::Requested,
-            CallStatus::Accepted,
-            CallStatus::InTrip,
-            CallStatus::Completed,
-            CallStatus::Canceled,
-        ] {
-            assert_eq!(CallStatus::parse(status.as_str()), Some(status));
-        }
-        for reason in [
-            CancelReason::Customer,
-            CancelReason::Expired,
-            CancelReason::PaymentDeclined,
-        ] {
-            assert_eq!(CancelReason::parse(reason.as_str()), Some(reason));
-        }
+    fn a_status_shows_as_the_wire_names_it_without_the_prefix() {
+        assert_eq!(CallStatus::InTrip.to_string(), "IN_TRIP");
+        assert_eq!(
+            TransitionError::WrongState {
+                action: "start",
+                status: CallStatus::Requested
+            }
+            .to_string(),
+            "cannot start a call that is REQUESTED"
+        );
     }
 }

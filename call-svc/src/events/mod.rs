@@ -6,13 +6,16 @@
 //! and payment did from their gRPC answers.
 
 use chrono::{DateTime, Utc};
-use taxi_proto::events::v1::{
-    CallAccepted, CallCanceled, CallRejected, CallRequested, CallSnapshot, EventEnvelope, TripCompleted,
-    TripStarted, event_envelope::Payload,
+use taxi_proto::{
+    call::v1 as pb,
+    events::v1::{
+        CallAccepted, CallCanceled, CallRejected, CallRequested, CallSnapshot, EventEnvelope, TripCompleted,
+        TripStarted, event_envelope::Payload,
+    },
 };
 use uuid::Uuid;
 
-use crate::domain::{Call, CallRequest, CallStatus, CancelReason, Quote};
+use crate::domain::{Call, CallRequest, CallStatus, Quote};
 
 /// The event recording the transition that brought `call` to its status.
 pub fn transition(call: &Call, at: DateTime<Utc>) -> EventEnvelope {
@@ -47,12 +50,11 @@ fn snapshot(call: &Call) -> CallSnapshot {
         customer_id: call.customer_id.to_string(),
         driver_id: call.driver_id.map(|d| d.to_string()).unwrap_or_default(),
         taxi_type: call.taxi_type.into(),
-        status: call.status.as_str().to_owned(),
-        cancel_reason: call
+        call_status: pb::CallStatus::from(call.status).into(),
+        call_cancel_reason: call
             .cancel_reason
-            .map(CancelReason::as_str)
-            .unwrap_or_default()
-            .to_owned(),
+            .map_or(pb::CancelReason::Unspecified, pb::CancelReason::from)
+            .into(),
         pickup: Some(call.pickup.to_proto()),
         dropoff: Some(call.dropoff.to_proto()),
         quoted_fare_krw: call.quote.fare_krw,

@@ -10,7 +10,7 @@ use svc_kit::{
 use taxi_proto::{call::v1 as pb, common::v1::TaxiType};
 use uuid::Uuid;
 
-use crate::domain::{Call, CallRequest, CallStatus, CancelReason};
+use crate::domain::{Call, CallRequest};
 
 /// Longest accepted card token.
 const MAX_PAYMENT_METHOD_LEN: usize = 64;
@@ -107,10 +107,10 @@ pub(super) fn call(call: &Call) -> pb::Call {
         customer_id: call.customer_id.to_string(),
         driver_id: call.driver_id.map(|d| d.to_string()).unwrap_or_default(),
         taxi_type: call.taxi_type.into(),
-        status: status(call.status).into(),
+        status: pb::CallStatus::from(call.status).into(),
         cancel_reason: call
             .cancel_reason
-            .map_or(pb::CancelReason::Unspecified, reason)
+            .map_or(pb::CancelReason::Unspecified, pb::CancelReason::from)
             .into(),
         pickup: Some(call.pickup.to_proto()),
         dropoff: Some(call.dropoff.to_proto()),
@@ -127,23 +127,5 @@ pub(super) fn call(call: &Call) -> pb::Call {
         started_at: ts(call.started_at),
         completed_at: ts(call.completed_at),
         canceled_at: ts(call.canceled_at),
-    }
-}
-
-fn status(status: CallStatus) -> pb::CallStatus {
-    match status {
-        CallStatus::Requested => pb::CallStatus::Requested,
-        CallStatus::Accepted => pb::CallStatus::Accepted,
-        CallStatus::InTrip => pb::CallStatus::InTrip,
-        CallStatus::Completed => pb::CallStatus::Completed,
-        CallStatus::Canceled => pb::CallStatus::Canceled,
-    }
-}
-
-fn reason(reason: CancelReason) -> pb::CancelReason {
-    match reason {
-        CancelReason::Customer => pb::CancelReason::Customer,
-        CancelReason::Expired => pb::CancelReason::Expired,
-        CancelReason::PaymentDeclined => pb::CancelReason::PaymentDeclined,
     }
 }

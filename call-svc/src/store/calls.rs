@@ -50,11 +50,10 @@ impl TryFrom<CallRow> for Call {
     type Error = anyhow::Error;
 
     fn try_from(row: CallRow) -> anyhow::Result<Self> {
-        let status =
-            CallStatus::parse(&row.status).with_context(|| format!("unknown status {}", row.status))?;
+        let status = parse_status(&row.status).with_context(|| format!("unknown status {}", row.status))?;
         let cancel_reason = row
             .cancel_reason
-            .map(|r| CancelReason::parse(&r).with_context(|| format!("unknown cancel reason {r}")))
+            .map(|r| parse_reason(&r).with_context(|| format!("unknown cancel reason {r}")))
             .transpose()?;
         let taxi_type = TaxiType::from_str_name(&row.taxi_type)
             .with_context(|| format!("unknown taxi type {}", row.taxi_type))?;
@@ -103,6 +102,50 @@ impl TryFrom<CallRow> for Call {
     }
 }
 
+/// The `status` column's value: storage's own spelling, kept as the rows
+/// already hold it (and as the table's CHECK lists it), so it is spelled out
+/// here rather than derived from the wire's names.
+fn status_text(status: CallStatus) -> &'static str {
+    match status {
+        CallStatus::Requested => "REQUESTED",
+        CallStatus::Accepted => "ACCEPTED",
+        CallStatus::InTrip => "IN_TRIP",
+        CallStatus::Completed => "COMPLETED",
+        CallStatus::Canceled => "CANCELED",
+    }
+}
+
+fn parse_status(text: &str) -> Option<CallStatus> {
+    [
+        CallStatus::Requested,
+        CallStatus::Accepted,
+        CallStatus::InTrip,
+        CallStatus::Completed,
+        CallStatus::Canceled,
+    ]
+    .into_iter()
+    .find(|status| status_text(*status) == text)
+}
+
+/// The `cancel_reason` column's value (NULL unless canceled).
+fn reason_text(reason: CancelReason) -> &'static str {
+    match reason {
+        CancelReason::Customer => "CUSTOMER",
+        CancelReason::Expired => "EXPIRED",
+        CancelReason::PaymentDeclined => "PAYMENT_DECLINED",
+    }
+}
+
+fn parse_reason(text: &str) -> Option<CancelReason> {
+    [
+        CancelReason::Customer,
+        CancelReason::Expired,
+        CancelReason::PaymentDeclined,
+    ]
+    .into_iter()
+    .find(|reason| reason_text(*reason) == text)
+}
+
 pub(super) fn to_call(row: PgRow) -> anyhow::Result<Call> {
     use sqlx::FromRow as _;
     Call::try_from(CallRow::from_row(&row)?)
@@ -127,7 +170,7 @@ impl Store {
         .bind(call.customer_id)
         .bind(&call.idempotency_key)
         .bind(call.taxi_type.as_str_name())
-        .bind(call.status.as_str())
+        .bind(status_text(call.status))
         .bind(call.pickup.lat)
         .bind(call.pickup.lng)
         .bind(call.dropoff.lat)
@@ -163,8 +206,8 @@ impl Store {
         )
         .bind(call.id)
         .bind(call.driver_id)
-        .bind(call.status.as_str())
-        .bind(call.cancel_reason.map(CancelReason::as_str))
+        .bind(status_text(call.status))
+        .bind(call.cancel_reason.map(reason_text))
         .bind(call.advance_krw)
         .bind(call.distance_m)
         .bind(call.final_fare_krw)
@@ -213,5 +256,30 @@ impl Store {
             .await
             .context("get call by idempotency key")?;
         row.map(to_call).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_and_reasons_round_trip_through_text() {
+        for status in [
+            CallStatus::Requested,
+            CallStatus::Accepted,
+            CallStatus::InTrip,
+            CallStatus::Completed,
+            CallStatus::Canceled,
+        ] {
+            assert_eq!(parse_status(status_text(status)), Some(status));
+        }
+        for reason in [
+            CancelReason::Customer,
+            CancelReason::Expired,
+            CancelReason::PaymentDeclined,
+        ] {
+            assert_eq!(parse_reason(reason_text(reason)), Some(reason));
+        }
     }
 }

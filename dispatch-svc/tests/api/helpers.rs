@@ -13,6 +13,7 @@ use sqlx::{
 use svc_kit::testing::RunningService;
 use svc_kit::{db::DatabaseConfig, identity::Caller};
 use taxi_proto::{
+    call::v1::{CallStatus, CancelReason},
     common::v1::{LatLng, TaxiType},
     dispatch::v1::{
         AssignDriverRequest, AssignDriverResponse, CheckAvailabilityRequest, Driver, Offer,
@@ -287,7 +288,7 @@ pub(crate) fn call_snapshot(call_id: Uuid, taxi_type: TaxiType, pickup: (f64, f6
         call_id: call_id.to_string(),
         customer_id: Uuid::new_v4().to_string(),
         taxi_type: taxi_type.into(),
-        status: "REQUESTED".into(),
+        call_status: CallStatus::Requested.into(),
         pickup: lat_lng(pickup),
         dropoff: lat_lng(GANGNAM),
         quoted_fare_krw: 12_800,
@@ -304,7 +305,7 @@ pub(crate) fn call_requested(call_id: Uuid, taxi_type: TaxiType, pickup: (f64, f
 
 pub(crate) fn call_accepted(call_id: Uuid, driver_id: Uuid) -> Payload {
     let mut call = call_snapshot(call_id, TaxiType::Normal, SEOUL_STATION);
-    call.status = "ACCEPTED".into();
+    call.call_status = CallStatus::Accepted.into();
     call.driver_id = driver_id.to_string();
     call.version = 2;
     Payload::CallAccepted(CallAccepted { call: Some(call) })
@@ -312,8 +313,8 @@ pub(crate) fn call_accepted(call_id: Uuid, driver_id: Uuid) -> Payload {
 
 pub(crate) fn call_canceled(call_id: Uuid) -> Payload {
     let mut call = call_snapshot(call_id, TaxiType::Normal, SEOUL_STATION);
-    call.status = "CANCELED".into();
-    call.cancel_reason = "CUSTOMER".into();
+    call.call_status = CallStatus::Canceled.into();
+    call.call_cancel_reason = CancelReason::Customer.into();
     call.version = 2;
     Payload::CallCanceled(CallCanceled { call: Some(call) })
 }

@@ -181,15 +181,15 @@ fn view_update(s: &CallSnapshot) -> Result<ViewUpdate, Uninterpretable> {
     if !s.driver_id.is_empty() {
         uuid("call.driver_id", &s.driver_id)?;
     }
-    let status = CallStatus::from_str_name(&format!("CALL_STATUS_{}", s.status))
-        .filter(|status| *status != CallStatus::Unspecified)
-        .ok_or_else(|| bad(format!("unknown call status {:?}", s.status)))?;
-    let cancel_reason = if s.cancel_reason.is_empty() {
-        CancelReason::Unspecified
-    } else {
-        CancelReason::from_str_name(&format!("CANCEL_REASON_{}", s.cancel_reason))
-            .ok_or_else(|| bad(format!("unknown cancel reason {:?}", s.cancel_reason)))?
-    };
+    // The snapshot carries the API's own enums, so the view takes them as
+    // they are once they are known values; an event from before they were
+    // enums has no status and ends here.
+    if !CallStatus::try_from(s.call_status).is_ok_and(|status| status != CallStatus::Unspecified) {
+        return Err(bad(format!("unknown call status {}", s.call_status)));
+    }
+    if CancelReason::try_from(s.call_cancel_reason).is_err() {
+        return Err(bad(format!("unknown cancel reason {}", s.call_cancel_reason)));
+    }
     if s.version <= 0 {
         return Err(bad(format!("call snapshot version {}", s.version)));
     }
@@ -209,8 +209,8 @@ fn view_update(s: &CallSnapshot) -> Result<ViewUpdate, Uninterpretable> {
         customer_id: customer_id.to_string(),
         driver_id: s.driver_id.clone(),
         taxi_type: s.taxi_type,
-        status: status.into(),
-        cancel_reason: cancel_reason.into(),
+        status: s.call_status,
+        cancel_reason: s.call_cancel_reason,
         pickup: s.pickup,
         dropoff: s.dropoff,
         quoted_fare_krw: s.quoted_fare_krw,
@@ -277,12 +277,12 @@ mod tests {
             .expect("valid time")
     }
 
-    fn snapshot(call_id: Uuid, status: &str, version: i64) -> CallSnapshot {
+    fn snapshot(call_id: Uuid, status: CallStatus, version: i64) -> CallSnapshot {
         CallSnapshot {
             call_id: call_id.to_string(),
             customer_id: Uuid::new_v4().to_string(),
             taxi_type: TaxiType::Premium.into(),
-            status: status.into(),
+            call_status: status.into(),
             version,
             requested_at: Some(ts(at(9, 0))),
             ..Default::default()
@@ -303,7 +303,7 @@ mod tests {
             1,
             at(11, 0),
             Payload::CallRequested(CallRequested {
-                call: Some(snapshot(id, "REQUESTED", 1)),
+                call: Some(snapshot(id, CallStatus::Requested, 1)),
             }),
         );
         let p = interpret(&event).expect("valid").expect("projected");
@@ -326,7 +326,7 @@ mod tests {
     #[test]
     fn an_acceptance_records_the_wait_since_the_request() {
         let id = Uuid::new_v4();
-        let mut s = snapshot(id, "ACCEPTED", 2);
+        let mut s = snapshot(id, CallStatus::Accepted, 2);
         s.accepted_at = Some(ts(at(9, 3)));
         let event = envelope(
             id,
@@ -343,8 +343,8 @@ mod tests {
     #[test]
     fn an_expiry_is_a_cancellation_and_an_expiry_and_a_fee_is_revenue() {
         let id = Uuid::new_v4();
-        let mut s = snapshot(id, "CANCELED", 2);
-        s.cancel_reason = "EXPIRED".into();
+        let mut s = snapshot(id, CallStatus::Canceled, 2);
+        s.call_cancel_reason = CancelReason::Expired.into();
         s.cancel_fee_krw = 1_000;
         s.canceled_at = Some(ts(at(10, 0)));
         let event = envelope(
@@ -405,8 +405,8 @@ mod tests {
         );
         assert!(interpret(&missing).is_err());
 
-        let mut bad_status = snapshot(id, "FLYING", 1);
-        bad_status.status = "FLYING".into();
+        let mut bad_status = snapshot(id, CallStatus::Requested, 1);
+        bad_status.call_status = 42;
         let event = envelope(
             id,
             1,
@@ -417,12 +417,25 @@ mod tests {
         );
         assert!(interpret(&event).is_err());
 
+        // As an event from before the status was an enum reads: no status.
+        let mut no_status = snapshot(id, CallStatus::Requested, 1);
+        no_status.call_status = CallStatus::Unspecified.into();
+        let event = envelope(
+            id,
+            1,
+            at(1, 0),
+            Payload::CallRequested(CallRequested {
+                call: Some(no_status),
+            }),
+        );
+        assert!(interpret(&event).is_err());
+
         let other = envelope(
             id,
             1,
             at(1, 0),
             Payload::CallRequested(CallRequested {
-                call: Some(snapshot(Uuid::new_v4(), "REQUESTED", 1)),
+                call: Some(snapshot(Uuid::new_v4(), CallStatus::Requested, 1)),
             }),
         );
         assert!(interpret(&other).is_err(), "snapshot of another call");
@@ -434,7 +447,7 @@ mod tests {
         let mut bad_id = missing;
         bad_id.aggregate_id = "nope".into();
         bad_id.payload = Some(Payload::CallRequested(CallRequested {
-            call: Some(snapshot(id, "REQUESTED", 1)),
+            call: Some(snapshot(id, CallStatus::Requested, 1)),
         }));
         assert!(interpret(&bad_id).is_err());
     }

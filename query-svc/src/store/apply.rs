@@ -6,7 +6,6 @@
 use std::sync::LazyLock;
 
 use prost::Message as _;
-use taxi_proto::call::v1::CallStatus;
 
 use super::{Keys, Store};
 use crate::domain::{Projection, counters::Width};
@@ -17,7 +16,8 @@ use crate::domain::{Projection, counters::Width};
 ///
 /// ARGV: 1 expected generation ('' skips the check), 2 dedupe member,
 /// 3 channel ('' publishes nothing), 4 has view, 5 version, 6 encoded view,
-/// 7 call id, 8 requested-at ms, 9 status, 10 customer id, 11 driver id,
+/// 7 call id, 8 requested-at ms, 9 status (the enum's proto name,
+/// `CALL_STATUS_ACCEPTED`: Redis's one spelling of it), 10 customer id, 11 driver id,
 /// 12 counts a customer call, 13 that call's requested-at ms, 14 number of
 /// counter increments, then field/amount pairs.
 ///
@@ -141,15 +141,12 @@ impl Store {
         });
         match &p.view {
             Some(update) => {
-                let status = CallStatus::try_from(update.view.status)
-                    .map(|s| s.as_str_name())
-                    .unwrap_or("CALL_STATUS_UNSPECIFIED");
                 inv.arg("1")
                     .arg(update.view.version)
                     .arg(update.view.encode_to_vec())
                     .arg(update.call_id.to_string())
                     .arg(update.requested_at.timestamp_millis())
-                    .arg(status)
+                    .arg(update.view.status().as_str_name())
                     .arg(update.customer_id.to_string())
                     .arg(&update.view.driver_id);
             }

@@ -9,7 +9,7 @@
 //!
 //! | key | type | content |
 //! |---|---|---|
-//! | `{p}:{g}:call:{id}` | hash | `version`, `view` (encoded `CallView`), `status`, `customer_id`, `driver_id` |
+//! | `{p}:{g}:call:{id}` | hash | `version`, `view` (encoded `CallView`), `status` (its proto name, `CALL_STATUS_…`), `customer_id`, `driver_id` |
 //! | `{p}:{g}:call:{id}:versions` | zset | every version's encoded view, scored by version |
 //! | `{p}:{g}:customer:{cid}:calls` | zset | call ids scored by requested-at (ms) |
 //! | `{p}:{g}:customer:{cid}:stats` | hash | `calls`, `latest_ms` |

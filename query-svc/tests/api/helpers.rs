@@ -10,6 +10,7 @@ use prost::Message as _;
 use query_svc::{Config, RedisConfig};
 use svc_kit::{identity::Caller, testing::RunningService};
 use taxi_proto::{
+    call::v1::{CallStatus, CancelReason},
     common::v1::{LatLng, TaxiType},
     events::v1::{
         CallAccepted, CallCanceled, CallRejected, CallRequested, CallSnapshot, EventEnvelope, TripCompleted,
@@ -414,7 +415,7 @@ impl Trip {
             call_id: id.to_string(),
             customer_id: customer.to_string(),
             taxi_type: taxi_type.into(),
-            status: "REQUESTED".into(),
+            call_status: CallStatus::Requested.into(),
             pickup: Some(PICKUP),
             dropoff: Some(DROPOFF),
             quoted_fare_krw: 15_000,
@@ -450,13 +451,13 @@ impl Trip {
         self.events.push(event);
     }
 
-    fn next(&mut self, status: &str) {
+    fn next(&mut self, status: CallStatus) {
         self.call.version += 1;
-        self.call.status = status.into();
+        self.call.call_status = status.into();
     }
 
     pub fn accept(&mut self, at: DateTime<Utc>) -> &mut Self {
-        self.next("ACCEPTED");
+        self.next(CallStatus::Accepted);
         self.call.driver_id = Uuid::new_v4().to_string();
         self.call.advance_krw = self.call.quoted_fare_krw;
         self.call.accepted_at = Some(svc_kit::clock::to_proto(at));
@@ -465,14 +466,14 @@ impl Trip {
     }
 
     pub fn start(&mut self, at: DateTime<Utc>) -> &mut Self {
-        self.next("IN_TRIP");
+        self.next(CallStatus::InTrip);
         self.call.started_at = Some(svc_kit::clock::to_proto(at));
         self.emit(at, |c| Payload::TripStarted(TripStarted { call: Some(c) }));
         self
     }
 
     pub fn complete(&mut self, at: DateTime<Utc>, final_fare_krw: i64) -> &mut Self {
-        self.next("COMPLETED");
+        self.next(CallStatus::Completed);
         self.call.distance_m = 8_000;
         self.call.final_fare_krw = final_fare_krw;
         self.call.completed_at = Some(svc_kit::clock::to_proto(at));
@@ -480,9 +481,9 @@ impl Trip {
         self
     }
 
-    pub fn cancel(&mut self, at: DateTime<Utc>, reason: &str, fee_krw: i64) -> &mut Self {
-        self.next("CANCELED");
-        self.call.cancel_reason = reason.into();
+    pub fn cancel(&mut self, at: DateTime<Utc>, reason: CancelReason, fee_krw: i64) -> &mut Self {
+        self.next(CallStatus::Canceled);
+        self.call.call_cancel_reason = reason.into();
         self.call.cancel_fee_krw = fee_krw;
         self.call.canceled_at = Some(svc_kit::clock::to_proto(at));
         self.emit(at, |c| Payload::CallCanceled(CallCanceled { call: Some(c) }));
@@ -534,12 +535,12 @@ pub fn mixed_day(customers: [Uuid; 3]) -> (Vec<Trip>, Vec<EventEnvelope>) {
         .start(day(9, 30))
         .complete(day(10, 10), 30_000);
     let mut t3 = Trip::request(b, TaxiType::Normal, day(10, 0));
-    t3.cancel(day(10, 5), "EXPIRED", 0);
+    t3.cancel(day(10, 5), CancelReason::Expired, 0);
     let mut t4 = Trip::request(b, TaxiType::Van, day(10, 30));
     t4.accept(day(10, 30) + minute * 6)
-        .cancel(day(10, 40), "CUSTOMER", 1_000);
+        .cancel(day(10, 40), CancelReason::Customer, 1_000);
     let mut t5 = Trip::request(c, TaxiType::Normal, day(11, 0));
-    t5.cancel(day(11, 1), "PAYMENT_DECLINED", 0);
+    t5.cancel(day(11, 1), CancelReason::PaymentDeclined, 0);
     let t6 = Trip::request(a, TaxiType::Normal, utc(2031, 3, 5, 8, 0));
     let trips = vec![t1, t2, t3, t4, t5, t6];
     let mut events: Vec<EventEnvelope> = trips.iter().flat_map(|t| t.events.clone()).collect();

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use svc_kit::identity::Caller;
+use taxi_proto::call::v1::CancelReason;
 use taxi_proto::common::v1::TaxiType;
 use taxi_proto::query::v1::{Bucket, GetCallViewRequest, GetDashboardRequest, ListMyCallsRequest};
 use tonic::{Code, Request};
@@ -103,7 +104,7 @@ async fn a_driver_who_just_accepted_reads_and_watches_the_call_once_the_read_mod
         .await
         .expect("requested");
     trip.accept(utc(2031, 5, 1, 7, 2));
-    trip.cancel(utc(2031, 5, 1, 7, 3), "CUSTOMER", 0);
+    trip.cancel(utc(2031, 5, 1, 7, 3), CancelReason::Customer, 0);
     let driver = Caller::Driver(Uuid::parse_str(&trip.call.driver_id).expect("uuid"));
 
     // Act

@@ -1,7 +1,10 @@
 //! Rebuilding the read models from the event stream.
 
 use svc_kit::identity::Caller;
-use taxi_proto::{call::v1::CallStatus, common::v1::TaxiType};
+use taxi_proto::{
+    call::v1::{CallStatus, CancelReason},
+    common::v1::TaxiType,
+};
 use tonic::Code;
 use uuid::Uuid;
 
@@ -46,7 +49,7 @@ async fn rebuild_while_serving_switches_generation_drops_the_old_one_and_keeps_p
     let report = query_svc::rebuild(app.config.clone()).await.expect("rebuild");
     let after = app.read_model(&trips, from, to).await;
     let mut later = Trip::request(customer, TaxiType::Normal, utc(2031, 3, 5, 9, 0));
-    later.cancel(utc(2031, 3, 5, 9, 1), "CUSTOMER", 0);
+    later.cancel(utc(2031, 3, 5, 9, 1), CancelReason::Customer, 0);
     app.publish_all(&later.events).await;
 
     // Assert

@@ -60,7 +60,7 @@ async fn get_call_view_with_min_version_waits_for_a_version_published_shortly_af
     app.view(&Caller::Customer(customer), trip.id(), 1)
         .await
         .expect("v1");
-    trip.cancel(utc(2031, 1, 10, 9, 1), "CUSTOMER", 0);
+    trip.cancel(utc(2031, 1, 10, 9, 1), CancelReason::Customer, 0);
     let late = trip.events[1].clone();
     let publisher = {
         let js = app.js.clone();

@@ -4,7 +4,10 @@
 use std::time::Duration;
 
 use svc_kit::identity::Caller;
-use taxi_proto::{call::v1::CallStatus, common::v1::TaxiType};
+use taxi_proto::{
+    call::v1::{CallStatus, CancelReason},
+    common::v1::TaxiType,
+};
 use uuid::Uuid;
 
 use crate::helpers::{Trip, collect_watch, spawn_app, utc};
@@ -84,7 +87,7 @@ async fn watch_call_of_a_finished_call_sends_the_final_view_and_ends() {
     let app = spawn_app().await;
     let customer = Uuid::new_v4();
     let mut trip = Trip::request(customer, TaxiType::Premium, utc(2031, 2, 1, 8, 0));
-    trip.cancel(utc(2031, 2, 1, 8, 5), "EXPIRED", 0);
+    trip.cancel(utc(2031, 2, 1, 8, 5), CancelReason::Expired, 0);
     app.publish_all(&trip.events).await;
     app.view(&Caller::Customer(customer), trip.id(), 2)
         .await
@@ -110,7 +113,7 @@ async fn watch_call_waits_briefly_for_a_call_whose_first_event_is_on_its_way() {
     let app = spawn_app().await;
     let customer = Uuid::new_v4();
     let mut trip = Trip::request(customer, TaxiType::Normal, utc(2031, 2, 1, 8, 0));
-    trip.cancel(utc(2031, 2, 1, 8, 1), "CUSTOMER", 0);
+    trip.cancel(utc(2031, 2, 1, 8, 1), CancelReason::Customer, 0);
     let who = Caller::Customer(customer);
 
     // Act

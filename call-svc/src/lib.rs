@@ -1,13 +1,16 @@
 //! call-svc: customers' taxi calls and the trip saga that call-svc orchestrates.
 //!
-//! - [`domain`]: the Call aggregate, its state machine and the fare table; no I/O.
+//! - [`domain`]: the Call aggregate, its state machine and the fare table; no
+//!   I/O. Its status and cancel reason map to `taxi.call.v1`'s enums there,
+//!   once, for the API and the events alike.
 //! - [`service`]: the use cases ([`Calls`](service::Calls): request, accept,
 //!   start, complete, cancel, get), which drive dispatch-svc and payment-svc
 //!   and commit each change with its event; the effects owed to them and
 //!   their retries; and the sweep that expires unaccepted calls and finishes
 //!   sagas a crash left half-way, with the loop that repeats it.
 //! - [`store`]: the [`Store`](store::Store) over PostgreSQL schema `call`
-//!   (calls, rejected requests, the effects' schedule and leases).
+//!   (calls, rejected requests, the effects' schedule and leases); the only
+//!   other spelling of a status is its text column there.
 //! - [`events`]: the events appended to the outbox (call-svc consumes none).
 //! - [`grpc`]: the `taxi.call.v1.CallService` API and its conversions.
 //! - [`app`]: wires and runs the service; [`config`]: its settings;

@@ -1,7 +1,8 @@
 //! The calls table's rows and the reads and writes of a whole call. Writers
 //! lock the row (`SELECT … FOR UPDATE`), apply a domain transition and write
 //! the whole row back in the transaction the service opened, together with the
-//! event in the outbox.
+//! event in the outbox. The `status` and `cancel_reason` columns hold text
+//! (`ACCEPTED`, `EXPIRED`), spelled out here alone.
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};

@@ -184,7 +184,7 @@ fn view_update(s: &CallSnapshot) -> Result<ViewUpdate, Uninterpretable> {
     // The snapshot carries the API's own enums, so the view takes them as
     // they are once they are known values; an event from before they were
     // enums has no status and ends here.
-    if !CallStatus::try_from(s.call_status).is_ok_and(|status| status != CallStatus::Unspecified) {
+    if s.call_status() == CallStatus::Unspecified {
         return Err(bad(format!("unknown call status {}", s.call_status)));
     }
     if CancelReason::try_from(s.call_cancel_reason).is_err() {

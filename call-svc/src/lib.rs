@@ -11,8 +11,10 @@
 //! - [`store`]: the [`Store`](store::Store) over PostgreSQL schema `call`
 //!   (calls, rejected requests, the effects' schedule and leases); the only
 //!   other spelling of a status is its text column there.
-//! - [`events`]: the events appended to the outbox (call-svc consumes none).
-//! - [`grpc`]: the `taxi.call.v1.CallService` API and its conversions.
+//! - [`events`]: the events appended to the outbox (call-svc consumes none),
+//!   and [`wire_call`](events::wire_call), the one copy of a domain call into
+//!   `taxi.call.v1.Call` that the events and the API's answers share.
+//! - [`grpc`]: the `taxi.call.v1.CallService` API and its request parsing.
 //! - [`app`]: wires and runs the service; [`config`]: its settings;
 //!   [`error`]: its errors and their status codes.
 

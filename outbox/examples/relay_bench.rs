@@ -13,8 +13,8 @@ use outbox::{Relay, RelayConfig};
 use prost::Message as _;
 use sqlx::{PgPool, migrate::Migrator};
 use taxi_proto::{
-    call::v1::CallStatus,
-    events::v1::{CallRequested, CallSnapshot, EventEnvelope, event_envelope::Payload},
+    call::v1::{Call, CallStatus},
+    events::v1::{CallRequested, EventEnvelope, event_envelope::Payload},
 };
 use uuid::Uuid;
 
@@ -23,15 +23,15 @@ const BATCH: usize = 256;
 
 fn event() -> EventEnvelope {
     let id = Uuid::new_v4();
-    let snapshot = CallSnapshot {
+    let call = Call {
         call_id: id.to_string(),
         customer_id: Uuid::new_v4().to_string(),
-        call_status: CallStatus::Requested.into(),
+        status: CallStatus::Requested.into(),
         quoted_fare_krw: 11_600,
         version: 1,
         ..Default::default()
     };
-    let payload = Payload::CallRequested(CallRequested { call: Some(snapshot) });
+    let payload = Payload::CallRequested(CallRequested { call: Some(call) });
     outbox::envelope(id, 1, svc_kit::clock::now(), payload)
 }
 

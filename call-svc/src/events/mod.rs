@@ -1,6 +1,9 @@
 //! The domain events call-svc appends to its outbox, built from domain
 //! values. Every call event carries the call's state after the transition, so
 //! projections can replace a view with a newer one without replaying history.
+//! That state is the API's own `taxi.call.v1.Call`, written by [`wire_call`],
+//! which the API's answers use too: a call is copied onto the wire in one
+//! place.
 //!
 //! call-svc publishes only: it consumes no events, and learns what dispatch
 //! and payment did from their gRPC answers.
@@ -9,8 +12,8 @@ use chrono::{DateTime, Utc};
 use taxi_proto::{
     call::v1 as pb,
     events::v1::{
-        CallAccepted, CallCanceled, CallRejected, CallRequested, CallSnapshot, EventEnvelope, TripCompleted,
-        TripStarted, event_envelope::Payload,
+        CallAccepted, CallCanceled, CallRejected, CallRequested, EventEnvelope, TripCompleted, TripStarted,
+        event_envelope::Payload,
     },
 };
 use uuid::Uuid;
@@ -19,13 +22,13 @@ use crate::domain::{Call, CallRequest, CallStatus, Quote};
 
 /// The event recording the transition that brought `call` to its status.
 pub fn transition(call: &Call, at: DateTime<Utc>) -> EventEnvelope {
-    let snapshot = Some(snapshot(call));
+    let wire = Some(wire_call(call));
     let payload = match call.status {
-        CallStatus::Requested => Payload::CallRequested(CallRequested { call: snapshot }),
-        CallStatus::Accepted => Payload::CallAccepted(CallAccepted { call: snapshot }),
-        CallStatus::InTrip => Payload::TripStarted(TripStarted { call: snapshot }),
-        CallStatus::Completed => Payload::TripCompleted(TripCompleted { call: snapshot }),
-        CallStatus::Canceled => Payload::CallCanceled(CallCanceled { call: snapshot }),
+        CallStatus::Requested => Payload::CallRequested(CallRequested { call: wire }),
+        CallStatus::Accepted => Payload::CallAccepted(CallAccepted { call: wire }),
+        CallStatus::InTrip => Payload::TripStarted(TripStarted { call: wire }),
+        CallStatus::Completed => Payload::TripCompleted(TripCompleted { call: wire }),
+        CallStatus::Canceled => Payload::CallCanceled(CallCanceled { call: wire }),
     };
     outbox::envelope(call.id, call.version, at, payload)
 }
@@ -43,21 +46,25 @@ pub fn rejected(id: Uuid, request: &CallRequest, quote: Quote, at: DateTime<Utc>
     outbox::envelope(id, 1, at, payload)
 }
 
-fn snapshot(call: &Call) -> CallSnapshot {
+/// `call` as `taxi.call.v1.Call`: what the API answers and what every call
+/// event carries. It lives here rather than in `grpc/` because events must
+/// not depend on the API; `grpc/` uses it from here.
+pub fn wire_call(call: &Call) -> pb::Call {
     let ts = |at: Option<DateTime<Utc>>| at.map(svc_kit::clock::to_proto);
-    CallSnapshot {
+    pb::Call {
         call_id: call.id.to_string(),
         customer_id: call.customer_id.to_string(),
         driver_id: call.driver_id.map(|d| d.to_string()).unwrap_or_default(),
         taxi_type: call.taxi_type.into(),
-        call_status: pb::CallStatus::from(call.status).into(),
-        call_cancel_reason: call
+        status: pb::CallStatus::from(call.status).into(),
+        cancel_reason: call
             .cancel_reason
             .map_or(pb::CancelReason::Unspecified, pb::CancelReason::from)
             .into(),
         pickup: Some(call.pickup.to_proto()),
         dropoff: Some(call.dropoff.to_proto()),
         quoted_fare_krw: call.quote.fare_krw,
+        estimated_distance_m: call.quote.distance_m,
         advance_krw: call.advance_krw,
         distance_m: call.distance_m.unwrap_or_default(),
         final_fare_krw: call.final_fare_krw.unwrap_or_default(),

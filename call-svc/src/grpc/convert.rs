@@ -1,16 +1,15 @@
-//! Parsing requests into domain values (every bad field reported at once) and
-//! rendering calls for the wire.
+//! Parsing requests into domain values (every bad field reported at once).
+//! A call goes onto the wire through [`crate::events::wire_call`], the same
+//! function that writes it into the call events.
 
-use chrono::{DateTime, Utc};
 use svc_kit::{
-    clock::to_proto as timestamp,
     geo::GeoPoint,
     validate::{InvalidArgument, Violations},
 };
 use taxi_proto::{call::v1 as pb, common::v1::TaxiType};
 use uuid::Uuid;
 
-use crate::domain::{Call, CallRequest};
+use crate::domain::CallRequest;
 
 /// Longest accepted card token.
 const MAX_PAYMENT_METHOD_LEN: usize = 64;
@@ -98,34 +97,4 @@ pub(super) fn cancel_call(req: &pb::CancelCallRequest) -> Result<(Uuid, i64), In
     v.finish()?;
     id.zip(version)
         .ok_or_else(|| InvalidArgument::field("request", "is malformed"))
-}
-
-pub(super) fn call(call: &Call) -> pb::Call {
-    let ts = |at: Option<DateTime<Utc>>| at.map(timestamp);
-    pb::Call {
-        call_id: call.id.to_string(),
-        customer_id: call.customer_id.to_string(),
-        driver_id: call.driver_id.map(|d| d.to_string()).unwrap_or_default(),
-        taxi_type: call.taxi_type.into(),
-        status: pb::CallStatus::from(call.status).into(),
-        cancel_reason: call
-            .cancel_reason
-            .map_or(pb::CancelReason::Unspecified, pb::CancelReason::from)
-            .into(),
-        pickup: Some(call.pickup.to_proto()),
-        dropoff: Some(call.dropoff.to_proto()),
-        quoted_fare_krw: call.quote.fare_krw,
-        estimated_distance_m: call.quote.distance_m,
-        advance_krw: call.advance_krw,
-        distance_m: call.distance_m.unwrap_or_default(),
-        final_fare_krw: call.final_fare_krw.unwrap_or_default(),
-        cancel_fee_krw: call.cancel_fee_krw,
-        availability_unchecked: call.availability_unchecked,
-        version: call.version,
-        requested_at: Some(timestamp(call.requested_at)),
-        accepted_at: ts(call.accepted_at),
-        started_at: ts(call.started_at),
-        completed_at: ts(call.completed_at),
-        canceled_at: ts(call.canceled_at),
-    }
 }

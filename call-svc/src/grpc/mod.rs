@@ -14,7 +14,7 @@ use taxi_proto::call::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::service::Calls;
+use crate::{events::wire_call, service::Calls};
 
 /// The tonic implementation of `CallService`.
 pub struct CallApi {
@@ -52,7 +52,7 @@ impl CallService for CallApi {
         let parsed = convert::call_request(customer, request.get_ref())?;
         let call = self.calls.request_call(parsed).await?;
         Ok(Response::new(RequestCallResponse {
-            call: Some(convert::call(&call)),
+            call: Some(wire_call(&call)),
         }))
     }
 
@@ -65,7 +65,7 @@ impl CallService for CallApi {
         let call_id = convert::call_id(&request.get_ref().call_id)?;
         let call = self.calls.accept_call(driver, call_id).await?;
         Ok(Response::new(AcceptCallResponse {
-            call: Some(convert::call(&call)),
+            call: Some(wire_call(&call)),
         }))
     }
 
@@ -78,7 +78,7 @@ impl CallService for CallApi {
         let call_id = convert::call_id(&request.get_ref().call_id)?;
         let call = self.calls.start_trip(driver, call_id).await?;
         Ok(Response::new(StartTripResponse {
-            call: Some(convert::call(&call)),
+            call: Some(wire_call(&call)),
         }))
     }
 
@@ -91,7 +91,7 @@ impl CallService for CallApi {
         let (call_id, distance_m) = convert::complete_trip(request.get_ref())?;
         let call = self.calls.complete_trip(driver, call_id, distance_m).await?;
         Ok(Response::new(CompleteTripResponse {
-            call: Some(convert::call(&call)),
+            call: Some(wire_call(&call)),
         }))
     }
 
@@ -107,7 +107,7 @@ impl CallService for CallApi {
             .cancel_call(customer, call_id, expected_version)
             .await?;
         Ok(Response::new(CancelCallResponse {
-            call: Some(convert::call(&call)),
+            call: Some(wire_call(&call)),
         }))
     }
 
@@ -117,7 +117,7 @@ impl CallService for CallApi {
         let call_id = convert::call_id(&request.get_ref().call_id)?;
         let call = self.calls.get_call(&caller, call_id).await?;
         Ok(Response::new(GetCallResponse {
-            call: Some(convert::call(&call)),
+            call: Some(wire_call(&call)),
         }))
     }
 }

@@ -4,8 +4,9 @@
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use svc_kit::{geo::GeoPoint, validate::Violations};
-use taxi_proto::events::v1::{
-    CallCanceled, CallSnapshot, EventEnvelope, TripCompleted, TripStarted, event_envelope::Payload,
+use taxi_proto::{
+    call::v1::Call,
+    events::v1::{CallCanceled, EventEnvelope, TripCompleted, TripStarted, event_envelope::Payload},
 };
 
 use crate::domain::{CallEvent, RequestedCall};
@@ -31,7 +32,7 @@ pub fn occurred_at(envelope: &EventEnvelope) -> Option<DateTime<Utc>> {
     svc_kit::clock::from_proto(envelope.occurred_at.as_ref()?)
 }
 
-fn requested(call: Option<&CallSnapshot>) -> anyhow::Result<RequestedCall> {
+fn requested(call: Option<&Call>) -> anyhow::Result<RequestedCall> {
     let call = call.context("CallRequested without a call snapshot")?;
     let mut v = Violations::new();
     let call_id = v.uuid("call.call_id", &call.call_id);
@@ -55,7 +56,7 @@ fn requested(call: Option<&CallSnapshot>) -> anyhow::Result<RequestedCall> {
 }
 
 /// The call closed; `accepted` events also name the driver who took it.
-fn closed(call: Option<&CallSnapshot>, accepted: bool) -> anyhow::Result<CallEvent> {
+fn closed(call: Option<&Call>, accepted: bool) -> anyhow::Result<CallEvent> {
     let call = call.context("call event without a call snapshot")?;
     let mut v = Violations::new();
     let call_id = v.uuid("call.call_id", &call.call_id);
@@ -79,8 +80,8 @@ mod tests {
 
     use super::*;
 
-    fn snapshot(call_id: Uuid) -> CallSnapshot {
-        CallSnapshot {
+    fn snapshot(call_id: Uuid) -> Call {
+        Call {
             call_id: call_id.to_string(),
             taxi_type: TaxiType::Premium.into(),
             pickup: Some(LatLng {
@@ -92,7 +93,7 @@ mod tests {
                 longitude: 127.0276,
             }),
             quoted_fare_krw: 15_000,
-            ..CallSnapshot::default()
+            ..Call::default()
         }
     }
 

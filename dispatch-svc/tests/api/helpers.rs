@@ -13,14 +13,14 @@ use sqlx::{
 use svc_kit::testing::RunningService;
 use svc_kit::{db::DatabaseConfig, identity::Caller};
 use taxi_proto::{
-    call::v1::{CallStatus, CancelReason},
+    call::v1::{Call, CallStatus, CancelReason},
     common::v1::{LatLng, TaxiType},
     dispatch::v1::{
         AssignDriverRequest, AssignDriverResponse, CheckAvailabilityRequest, Driver, Offer,
         RegisterDriverRequest, SetOnlineRequest, UpdateLocationRequest, WatchOffersRequest,
         WatchOffersResponse, dispatch_service_client::DispatchServiceClient, watch_offers_response::Event,
     },
-    events::v1::{CallAccepted, CallCanceled, CallRequested, CallSnapshot, event_envelope::Payload},
+    events::v1::{CallAccepted, CallCanceled, CallRequested, event_envelope::Payload},
 };
 use tokio::sync::OnceCell;
 use tonic::{Request, Response, Status, Streaming, transport::Channel};
@@ -283,17 +283,17 @@ impl TestApp {
 pub(crate) const PATIENCE: Duration = Duration::from_secs(10);
 
 /// A call's state as call-svc's events carry it.
-pub(crate) fn call_snapshot(call_id: Uuid, taxi_type: TaxiType, pickup: (f64, f64)) -> CallSnapshot {
-    CallSnapshot {
+pub(crate) fn call_snapshot(call_id: Uuid, taxi_type: TaxiType, pickup: (f64, f64)) -> Call {
+    Call {
         call_id: call_id.to_string(),
         customer_id: Uuid::new_v4().to_string(),
         taxi_type: taxi_type.into(),
-        call_status: CallStatus::Requested.into(),
+        status: CallStatus::Requested.into(),
         pickup: lat_lng(pickup),
         dropoff: lat_lng(GANGNAM),
         quoted_fare_krw: 12_800,
         version: 1,
-        ..CallSnapshot::default()
+        ..Call::default()
     }
 }
 
@@ -305,7 +305,7 @@ pub(crate) fn call_requested(call_id: Uuid, taxi_type: TaxiType, pickup: (f64, f
 
 pub(crate) fn call_accepted(call_id: Uuid, driver_id: Uuid) -> Payload {
     let mut call = call_snapshot(call_id, TaxiType::Normal, SEOUL_STATION);
-    call.call_status = CallStatus::Accepted.into();
+    call.status = CallStatus::Accepted.into();
     call.driver_id = driver_id.to_string();
     call.version = 2;
     Payload::CallAccepted(CallAccepted { call: Some(call) })
@@ -313,8 +313,8 @@ pub(crate) fn call_accepted(call_id: Uuid, driver_id: Uuid) -> Payload {
 
 pub(crate) fn call_canceled(call_id: Uuid) -> Payload {
     let mut call = call_snapshot(call_id, TaxiType::Normal, SEOUL_STATION);
-    call.call_status = CallStatus::Canceled.into();
-    call.call_cancel_reason = CancelReason::Customer.into();
+    call.status = CallStatus::Canceled.into();
+    call.cancel_reason = CancelReason::Customer.into();
     call.version = 2;
     Payload::CallCanceled(CallCanceled { call: Some(call) })
 }

@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use taxi_proto::{
-    call::v1::{CallStatus, CancelReason},
-    events::v1::{CallSnapshot, EventEnvelope, event_envelope::Payload},
+    call::v1::{Call, CallStatus, CancelReason},
+    events::v1::{EventEnvelope, event_envelope::Payload},
     query::v1::CallView,
 };
 use uuid::Uuid;
@@ -71,7 +71,7 @@ pub fn interpret(event: &EventEnvelope) -> Result<Option<Projection>, Uninterpre
         ))
     })?;
     let event_type = payload.event_type();
-    let snapshot = match payload {
+    let call = match payload {
         Payload::CallRequested(e) => e.call.as_ref(),
         Payload::CallAccepted(e) => e.call.as_ref(),
         Payload::TripStarted(e) => e.call.as_ref(),
@@ -105,8 +105,8 @@ pub fn interpret(event: &EventEnvelope) -> Result<Option<Projection>, Uninterpre
         });
         return Ok(Some(projection));
     }
-    let snapshot = snapshot.ok_or_else(|| bad(format!("{event_type} without a call snapshot")))?;
-    let update = view_update(snapshot)?;
+    let call = call.ok_or_else(|| bad(format!("{event_type} without a call snapshot")))?;
+    let update = view_update(call)?;
     if update.call_id != aggregate_id {
         return Err(bad(format!(
             "{event_type} about call {} carries call {}",
@@ -117,7 +117,7 @@ pub fn interpret(event: &EventEnvelope) -> Result<Option<Projection>, Uninterpre
     let taxi_type = view.taxi_type;
     let occurred = event.occurred_at.as_ref();
     // Each transition is bucketed by its own time; the envelope's time only
-    // stands in when a snapshot lacks it.
+    // stands in when the event's call lacks it.
     let when = |field: &str, at: Option<&prost_types::Timestamp>| timestamp(field, at.or(occurred));
     let counters = match payload {
         Payload::CallRequested(_) => {
@@ -174,21 +174,22 @@ pub fn interpret(event: &EventEnvelope) -> Result<Option<Projection>, Uninterpre
     Ok(Some(projection))
 }
 
-/// The view a snapshot describes.
-fn view_update(s: &CallSnapshot) -> Result<ViewUpdate, Uninterpretable> {
+/// The view of the call an event carries: the one place a `taxi.call.v1.Call`
+/// becomes a `CallView`, once its ids, enums, version and times are known to
+/// make sense.
+fn view_update(s: &Call) -> Result<ViewUpdate, Uninterpretable> {
     let call_id = uuid("call.call_id", &s.call_id)?;
     let customer_id = uuid("call.customer_id", &s.customer_id)?;
     if !s.driver_id.is_empty() {
         uuid("call.driver_id", &s.driver_id)?;
     }
-    // The snapshot carries the API's own enums, so the view takes them as
-    // they are once they are known values; an event from before they were
-    // enums has no status and ends here.
-    if s.call_status() == CallStatus::Unspecified {
-        return Err(bad(format!("unknown call status {}", s.call_status)));
+    // The event carries the API's own enums, so the view takes them as they
+    // are once they are known values.
+    if s.status() == CallStatus::Unspecified {
+        return Err(bad(format!("unknown call status {}", s.status)));
     }
-    if CancelReason::try_from(s.call_cancel_reason).is_err() {
-        return Err(bad(format!("unknown cancel reason {}", s.call_cancel_reason)));
+    if CancelReason::try_from(s.cancel_reason).is_err() {
+        return Err(bad(format!("unknown cancel reason {}", s.cancel_reason)));
     }
     if s.version <= 0 {
         return Err(bad(format!("call snapshot version {}", s.version)));
@@ -209,8 +210,8 @@ fn view_update(s: &CallSnapshot) -> Result<ViewUpdate, Uninterpretable> {
         customer_id: customer_id.to_string(),
         driver_id: s.driver_id.clone(),
         taxi_type: s.taxi_type,
-        status: s.call_status,
-        cancel_reason: s.call_cancel_reason,
+        status: s.status,
+        cancel_reason: s.cancel_reason,
         pickup: s.pickup,
         dropoff: s.dropoff,
         quoted_fare_krw: s.quoted_fare_krw,
@@ -277,12 +278,12 @@ mod tests {
             .expect("valid time")
     }
 
-    fn snapshot(call_id: Uuid, status: CallStatus, version: i64) -> CallSnapshot {
-        CallSnapshot {
+    fn snapshot(call_id: Uuid, status: CallStatus, version: i64) -> Call {
+        Call {
             call_id: call_id.to_string(),
             customer_id: Uuid::new_v4().to_string(),
             taxi_type: TaxiType::Premium.into(),
-            call_status: status.into(),
+            status: status.into(),
             version,
             requested_at: Some(ts(at(9, 0))),
             ..Default::default()
@@ -344,7 +345,7 @@ mod tests {
     fn an_expiry_is_a_cancellation_and_an_expiry_and_a_fee_is_revenue() {
         let id = Uuid::new_v4();
         let mut s = snapshot(id, CallStatus::Canceled, 2);
-        s.call_cancel_reason = CancelReason::Expired.into();
+        s.cancel_reason = CancelReason::Expired.into();
         s.cancel_fee_krw = 1_000;
         s.canceled_at = Some(ts(at(10, 0)));
         let event = envelope(
@@ -406,7 +407,7 @@ mod tests {
         assert!(interpret(&missing).is_err());
 
         let mut bad_status = snapshot(id, CallStatus::Requested, 1);
-        bad_status.call_status = 42;
+        bad_status.status = 42;
         let event = envelope(
             id,
             1,
@@ -417,9 +418,8 @@ mod tests {
         );
         assert!(interpret(&event).is_err());
 
-        // As an event from before the status was an enum reads: no status.
         let mut no_status = snapshot(id, CallStatus::Requested, 1);
-        no_status.call_status = CallStatus::Unspecified.into();
+        no_status.status = CallStatus::Unspecified.into();
         let event = envelope(
             id,
             1,

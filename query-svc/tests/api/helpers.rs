@@ -10,11 +10,11 @@ use prost::Message as _;
 use query_svc::{Config, RedisConfig};
 use svc_kit::{identity::Caller, testing::RunningService};
 use taxi_proto::{
-    call::v1::{CallStatus, CancelReason},
+    call::v1::{Call, CallStatus, CancelReason},
     common::v1::{LatLng, TaxiType},
     events::v1::{
-        CallAccepted, CallCanceled, CallRejected, CallRequested, CallSnapshot, EventEnvelope, TripCompleted,
-        TripStarted, event_envelope::Payload,
+        CallAccepted, CallCanceled, CallRejected, CallRequested, EventEnvelope, TripCompleted, TripStarted,
+        event_envelope::Payload,
     },
     query::v1::{
         Bucket, CallView, GetCallViewRequest, GetDashboardRequest, GetDashboardResponse, ListMyCallsRequest,
@@ -404,18 +404,18 @@ pub const DROPOFF: LatLng = LatLng {
 /// A call's life as the events call-svc would emit, one transition at a time.
 #[derive(Debug, Clone)]
 pub struct Trip {
-    pub call: CallSnapshot,
+    pub call: Call,
     pub events: Vec<EventEnvelope>,
 }
 
 impl Trip {
     pub fn request(customer: Uuid, taxi_type: TaxiType, at: DateTime<Utc>) -> Self {
         let id = Uuid::new_v4();
-        let call = CallSnapshot {
+        let call = Call {
             call_id: id.to_string(),
             customer_id: customer.to_string(),
             taxi_type: taxi_type.into(),
-            call_status: CallStatus::Requested.into(),
+            status: CallStatus::Requested.into(),
             pickup: Some(PICKUP),
             dropoff: Some(DROPOFF),
             quoted_fare_krw: 15_000,
@@ -445,7 +445,7 @@ impl Trip {
         &self.call.call_id
     }
 
-    fn emit(&mut self, at: DateTime<Utc>, payload: impl FnOnce(CallSnapshot) -> Payload) {
+    fn emit(&mut self, at: DateTime<Utc>, payload: impl FnOnce(Call) -> Payload) {
         let id = Uuid::parse_str(&self.call.call_id).expect("uuid");
         let event = outbox::envelope(id, self.call.version, at, payload(self.call.clone()));
         self.events.push(event);
@@ -453,7 +453,7 @@ impl Trip {
 
     fn next(&mut self, status: CallStatus) {
         self.call.version += 1;
-        self.call.call_status = status.into();
+        self.call.status = status.into();
     }
 
     pub fn accept(&mut self, at: DateTime<Utc>) -> &mut Self {
@@ -483,7 +483,7 @@ impl Trip {
 
     pub fn cancel(&mut self, at: DateTime<Utc>, reason: CancelReason, fee_krw: i64) -> &mut Self {
         self.next(CallStatus::Canceled);
-        self.call.call_cancel_reason = reason.into();
+        self.call.cancel_reason = reason.into();
         self.call.cancel_fee_krw = fee_krw;
         self.call.canceled_at = Some(svc_kit::clock::to_proto(at));
         self.emit(at, |c| Payload::CallCanceled(CallCanceled { call: Some(c) }));

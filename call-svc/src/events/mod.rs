@@ -78,3 +78,43 @@ pub fn wire_call(call: &Call) -> pb::Call {
         canceled_at: ts(call.canceled_at),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use svc_kit::geo::GeoPoint;
+    use taxi_proto::common::v1::TaxiType;
+
+    use super::*;
+
+    #[test]
+    fn a_call_event_carries_the_call_as_the_api_answers_it() {
+        let point = GeoPoint {
+            lat: 37.5,
+            lng: 127.0,
+        };
+        let request = CallRequest {
+            customer_id: Uuid::new_v4(),
+            taxi_type: TaxiType::Normal,
+            pickup: point,
+            dropoff: point,
+            payment_method: "tok_visa".into(),
+            idempotency_key: "k".into(),
+        };
+        let quote = Quote {
+            distance_m: 3_000,
+            fare_krw: 6_000,
+        };
+        let at = svc_kit::clock::now();
+        let call = Call::request(Uuid::new_v4(), request, quote, false, at);
+
+        let event = transition(&call, at);
+
+        let Some(Payload::CallRequested(CallRequested { call: Some(carried) })) = event.payload else {
+            panic!("not a CallRequested with its call: {event:?}");
+        };
+        assert_eq!(carried, wire_call(&call));
+        assert_eq!(carried.status(), pb::CallStatus::Requested);
+        assert_eq!(carried.estimated_distance_m, 3_000);
+        assert_eq!(event.aggregate_version, carried.version);
+    }
+}

@@ -396,6 +396,25 @@ mod tests {
     }
 
     #[test]
+    fn an_event_that_still_carries_its_call_in_field_one_has_no_call_and_is_uninterpretable() {
+        use prost::Message as _;
+
+        // The bytes of a CallRequested from before the call events carried
+        // `taxi.call.v1.Call`: the call in field 1, where CallSnapshot was.
+        let id = Uuid::new_v4();
+        let call = snapshot(id, CallStatus::Requested, 1).encode_to_vec();
+        let mut old = Vec::new();
+        prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, &mut old);
+        prost::encoding::encode_varint(call.len() as u64, &mut old);
+        old.extend_from_slice(&call);
+
+        let decoded = CallRequested::decode(old.as_slice()).expect("field 1 is skipped, not an error");
+        assert_eq!(decoded.call, None);
+        let event = envelope(id, 1, at(1, 0), Payload::CallRequested(decoded));
+        assert!(interpret(&event).is_err());
+    }
+
+    #[test]
     fn events_that_make_no_sense_are_uninterpretable() {
         let id = Uuid::new_v4();
         let missing = envelope(

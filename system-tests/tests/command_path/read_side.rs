@@ -13,17 +13,9 @@ use crate::helpers::*;
 
 /// Reads the customer's view at `min_version` or newer (read-your-writes).
 async fn view_at(system: &TestSystem, customer: Uuid, call_id: &str, min_version: i64) -> (CallStatus, i64) {
-    let request = GetCallViewRequest {
-        call_id: call_id.into(),
-        min_version,
-    };
-    let view = system
-        .query_client()
-        .get_call_view(as_customer(customer, request))
+    let customer = svc_kit::identity::Caller::Customer(customer);
+    let view = system_tests::trip::call_view(&system.query_client(), &customer, call_id, min_version)
         .await
-        .expect("view")
-        .into_inner()
-        .view
         .expect("view");
     (view.status(), view.version)
 }

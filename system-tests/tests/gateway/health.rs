@@ -29,15 +29,8 @@ async fn wait_for(
     service: &str,
     wanted: ServingStatus,
 ) -> Result<ServingStatus, tonic::Status> {
-    let mut last = status(app, service).await;
-    for _ in 0..150 {
-        if matches!(last, Ok(s) if s == wanted) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        last = status(app, service).await;
-    }
-    last
+    let reported = |last: &Result<ServingStatus, tonic::Status>| matches!(last, Ok(s) if *s == wanted);
+    system_tests::poll(Duration::from_secs(15), || status(app, service), reported).await
 }
 
 /// One reflection exchange.

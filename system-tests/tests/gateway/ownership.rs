@@ -76,7 +76,7 @@ async fn another_customer_can_neither_read_watch_nor_cancel_a_call() {
     assert_eq!(read.code(), Code::PermissionDenied, "{read:?}");
     assert_eq!(watched.code(), Code::PermissionDenied, "{watched:?}");
     assert_eq!(canceled.code(), Code::PermissionDenied, "{canceled:?}");
-    let unchanged = app.backends.call(&call.call_id).await;
+    let unchanged = app.backends.get_call(&call.call_id).await;
     assert_eq!(
         (unchanged.status(), unchanged.version),
         (CallStatus::Requested, 1)
@@ -113,7 +113,7 @@ async fn a_driver_cannot_complete_another_drivers_trip() {
     // Assert
     assert_eq!(completed.code(), Code::PermissionDenied, "{completed:?}");
     assert_eq!(
-        app.backends.call(&call.call_id).await.status(),
+        app.backends.get_call(&call.call_id).await.status(),
         CallStatus::InTrip
     );
     assert_eq!(
@@ -236,7 +236,7 @@ async fn identity_metadata_sent_by_a_client_is_replaced_by_the_tokens() {
     );
     assert_eq!(read_over_web.code(), Code::PermissionDenied, "{read_over_web:?}");
     assert_eq!(anonymous.code(), Code::Unauthenticated, "{anonymous:?}");
-    let unchanged = app.backends.call(&call.call_id).await;
+    let unchanged = app.backends.get_call(&call.call_id).await;
     assert_eq!(
         (unchanged.status(), unchanged.version),
         (CallStatus::Requested, 1)

@@ -32,6 +32,7 @@ use crate::{
     grpc_web::{GrpcWebClient, GrpcWebStream},
     helpers::{DROPOFF, PICKUP, TestApp, call_request, with_token},
 };
+use system_tests::System;
 
 /// The service a method belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -338,10 +339,10 @@ impl<'a> Clients<'a> {
         let backends = &app.backends;
         Self {
             app,
-            call: backends.call.channel(),
-            dispatch: backends.dispatch.channel(),
-            payment: backends.payment.channel(),
-            query: backends.query.as_ref().expect("query-svc is running").channel(),
+            call: System::channel(&backends.call),
+            dispatch: System::channel(&backends.dispatch),
+            payment: System::channel(&backends.payment),
+            query: System::channel(&backends.query),
             web: app.grpc_web(),
         }
     }

@@ -211,14 +211,25 @@ impl System {
         }));
     }
 
+    /// Stops dispatch-svc gracefully, as a deploy or an outage would.
+    pub async fn stop_dispatch(&mut self) {
+        stop(&mut self.dispatch, "dispatch-svc").await;
+    }
+
     /// Stops payment-svc gracefully, as a deploy or an outage would.
     pub async fn stop_payment(&mut self) {
-        self.payment
-            .take()
-            .expect("payment-svc is running")
-            .stop()
-            .await
-            .expect("payment-svc drains");
+        stop(&mut self.payment, "payment-svc").await;
+    }
+
+    /// Stops call-svc gracefully (a test starts it again with
+    /// [`System::start_call`], for example to reach a restarted dependency).
+    pub async fn stop_call(&mut self) {
+        stop(&mut self.call, "call-svc").await;
+    }
+
+    /// Ends call-svc at once, as a crash would, whatever it was doing.
+    pub fn kill_call(&mut self) {
+        self.call.take().expect("call-svc is running").kill();
     }
 
     /// Starts call-svc pointed at the running dispatch and payment services
@@ -264,12 +275,7 @@ impl System {
 
     /// Stops query-svc gracefully, as a deploy or an outage would.
     pub async fn stop_query(&mut self) {
-        self.query
-            .take()
-            .expect("query-svc is running")
-            .stop()
-            .await
-            .expect("query-svc stops");
+        stop(&mut self.query, "query-svc").await;
     }
 
     /// `http://` and where query-svc listens, running or not.
@@ -351,4 +357,13 @@ impl System {
     pub async fn count(&self, sql: &'static str) -> i64 {
         sqlx::query_scalar(sql).fetch_one(&self.db).await.expect("count")
     }
+}
+
+/// Stops the service in `slot` gracefully and waits until it has drained.
+async fn stop(slot: &mut Option<RunningService>, name: &str) {
+    let running = slot.take().unwrap_or_else(|| panic!("{name} is running"));
+    running
+        .stop()
+        .await
+        .unwrap_or_else(|err| panic!("{name} drains: {err:#}"));
 }

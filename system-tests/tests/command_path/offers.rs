@@ -24,13 +24,7 @@ async fn a_call_requested_while_dispatch_was_down_is_offered_once_it_is_back_and
     // Arrange: a driver waits at the pickup; dispatch-svc goes down.
     let mut system = spawn_system().await;
     let driver = system.online_driver().await;
-    system
-        .dispatch
-        .take()
-        .expect("dispatch")
-        .stop()
-        .await
-        .expect("drained");
+    system.stop_dispatch().await;
     let call = system.request_call(Uuid::new_v4()).await;
     assert!(call.availability_unchecked, "accepted without dispatch");
 
@@ -44,13 +38,7 @@ async fn a_call_requested_while_dispatch_was_down_is_offered_once_it_is_back_and
         .expect("watch")
         .into_inner();
     let offered = next_event(&mut offers).await;
-    system
-        .call
-        .take()
-        .expect("call-svc")
-        .stop()
-        .await
-        .expect("drained");
+    system.stop_call().await;
     system.start_call().await;
     accept(&system.call_client(), driver, &call.call_id)
         .await

@@ -28,7 +28,7 @@ async fn crash_between_assign_and_charge(system: &mut TestSystem) -> (String, Uu
         "assigned before the crash"
     );
 
-    system.call.take().expect("call-svc").kill();
+    system.kill_call();
     (call.call_id, customer, driver)
 }
 
@@ -78,13 +78,7 @@ async fn a_cancel_during_an_unfinished_accept_wins_and_the_accept_is_undone() {
         .cancel_call(as_customer(customer, cancel))
         .await
         .expect("the cancel commits first");
-    system
-        .call
-        .take()
-        .expect("call-svc")
-        .stop()
-        .await
-        .expect("drained");
+    system.stop_call().await;
 
     // Act
     restart_after_crash(&mut system).await;

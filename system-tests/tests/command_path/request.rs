@@ -145,13 +145,7 @@ async fn a_rejected_request_retried_once_a_driver_is_online_makes_the_call() {
 async fn a_call_is_accepted_unchecked_while_dispatch_is_down() {
     // Arrange
     let mut system = spawn_system().await;
-    system
-        .dispatch
-        .take()
-        .expect("dispatch")
-        .stop()
-        .await
-        .expect("drained");
+    system.stop_dispatch().await;
 
     // Act
     let call = system.request_call(Uuid::new_v4()).await;
@@ -166,13 +160,7 @@ async fn a_call_is_accepted_unchecked_while_dispatch_is_down() {
 async fn calls_keep_being_accepted_once_the_dispatch_circuit_opens() {
     // Arrange
     let mut system = spawn_system().await;
-    system
-        .dispatch
-        .take()
-        .expect("dispatch")
-        .stop()
-        .await
-        .expect("drained");
+    system.stop_dispatch().await;
 
     // Act: more requests than the breaker's failure threshold.
     let mut unchecked = Vec::new();

@@ -14,11 +14,12 @@
 //! - [`gateway`]: the gateway in front of a [`System`] ([`Gateway`]), with
 //!   the test settings it runs with.
 //! - [`identity`]: requests sent directly to a backend on behalf of a
-//!   customer, a driver or a service, signed as the gateway or call-svc would.
+//!   customer, a driver or a service, signed as the gateway or call-svc would;
+//!   [`identity::Credentials`], whatever proves who sends a request.
 //! - [`booking`]: the trip every test books (pickup, drop-off, the request).
 //! - [`trip`]: its steps (a driver online, the request, accept, start,
 //!   complete), sent straight to a backend or through the gateway alike.
-//! - [`poll`]: waiting for something the services do in the background.
+//! - [`poll`](mod@poll): waiting for something the services do in the background.
 //!
 //! The suites:
 //!
@@ -28,6 +29,7 @@
 //! - `tests/gateway/`: the gateway in front of all four services, over gRPC
 //!   and gRPC-web: authentication, routing, limits, breakers, CORS, bad bytes
 //!   and whole trips.
+//! - `tests/architecture.rs`: the one service shape, checked in the sources.
 //!
 //! Tests of one service alone stay in that service's `tests/api/`.
 #![forbid(unsafe_code)]

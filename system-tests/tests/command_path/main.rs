@@ -1,7 +1,8 @@
 //! End-to-end tests of the command path: call-svc, dispatch-svc and
+//! payment-svc (and query-svc where a test reads the read side) started
+//! in-process on random ports against one fresh PostgreSQL database each
+//! test, driven through their gRPC APIs.
 #![allow(unreachable_pub)]
-//! payment-svc started in-process on random ports against one fresh
-//! PostgreSQL database each test, driven through their gRPC APIs.
 
 mod helpers;
 

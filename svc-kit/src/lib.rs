@@ -7,6 +7,8 @@
 //!   every handler.
 //! - [`failure`]: the one error policy: caller's, transient or permanent,
 //!   and how each maps to gRPC.
+//! - [`metrics`]: the service's Prometheus registry, per-RPC metrics for
+//!   gRPC servers and clients, and the admin port serving `/metrics`.
 //! - [`secret`]: settings that never print (secrets, URLs with a password).
 //! - [`validate`]: request validation that reports every bad field at once.
 //! - `db` (feature `postgres`): PostgreSQL pools confined to one schema,
@@ -32,6 +34,7 @@ pub mod failure;
 pub mod geo;
 pub mod grpc;
 pub mod identity;
+pub mod metrics;
 pub mod secret;
 pub mod shutdown;
 pub mod sync;

@@ -103,6 +103,7 @@ impl App {
             self.listener,
             Routes::new(CallServiceServer::new(self.api)),
             self.verifier,
+            svc_kit::metrics::rpc::RpcMetrics::server(),
             &[SERVICE_NAME],
             self.health_interval,
             svc_kit::db::probe(&self.pool),

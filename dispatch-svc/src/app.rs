@@ -149,6 +149,7 @@ impl App {
             listener,
             routes,
             verifier,
+            svc_kit::metrics::rpc::RpcMetrics::server(),
             &[SERVICE_NAME],
             health_interval,
             svc_kit::db::probe(&pool),

@@ -117,6 +117,7 @@ impl App {
             self.listener,
             Routes::new(QueryServiceServer::new(self.api)),
             self.verifier,
+            svc_kit::metrics::rpc::RpcMetrics::server(),
             &[SERVICE_NAME],
             self.health_interval,
             probe,

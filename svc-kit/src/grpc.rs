@@ -23,7 +23,7 @@ use tonic::{
 };
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-use crate::identity::Verifier;
+use crate::{identity::Verifier, metrics::rpc::RpcMetrics};
 
 /// Adds gRPC reflection for `service_names` (fully qualified, for example
 /// `taxi.call.v1.CallService`), in both the v1 and v1alpha protocols so that
@@ -50,11 +50,16 @@ async fn serve(
     listener: TcpListener,
     routes: Routes,
     verifier: Arc<Verifier>,
+    metrics: &RpcMetrics,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     Server::builder()
-        // Outermost, so no handler ever sees an identity it did not verify.
+        // Outermost, so every answer is counted with the code the caller
+        // got, the refusals of the layers below included.
+        .layer(metrics.layer())
+        // Before the routes, so no handler ever sees an identity it did not
+        // verify.
         .layer(tower::layer::layer_fn(move |inner| VerifyIdentity {
             inner,
             verifier: verifier.clone(),
@@ -132,11 +137,18 @@ fn too_large_is_resource_exhausted(mut response: http::Response<Body>) -> http::
 ///
 /// Health starts SERVING, since the service was just built against reachable
 /// stores, and then follows `probe`, run every `health_interval`. Every
-/// request's identity is checked by `verifier` first.
+/// request's identity is checked by `verifier` first, and every call is
+/// recorded in `metrics` (made with [`RpcMetrics::server`]; register it in
+/// the service's registry to export it).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the parts of one server, each given once at start-up"
+)]
 pub async fn serve_with_health<F, Fut>(
     listener: TcpListener,
     routes: Routes,
     verifier: Arc<Verifier>,
+    metrics: RpcMetrics,
     service_names: &[&str],
     health_interval: Duration,
     probe: F,
@@ -152,7 +164,7 @@ where
     }
     let routes = with_reflection(routes.add_service(health_service), service_names)?;
     tokio::select! {
-        served = serve(listener, routes, verifier, shutdown) => served,
+        served = serve(listener, routes, verifier, &metrics, shutdown) => served,
         () = report_health(reporter, service_names, health_interval, probe) => {
             anyhow::bail!("health reporter stopped")
         }

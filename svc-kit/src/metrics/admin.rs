@@ -5,7 +5,10 @@
 //! needs neither HTTP/2 nor an identity token, and a busy gRPC server does
 //! not delay the scrape that would show it is busy.
 
-use std::{future::Future, sync::Arc};
+use std::{
+    future::{Future, IntoFuture as _},
+    sync::Arc,
+};
 
 use axum::{
     Router,
@@ -16,20 +19,24 @@ use tokio::net::TcpListener;
 
 use super::{CONTENT_TYPE, Registry, encode};
 
-/// Serves `registry` on `listener` until `shutdown` resolves, then lets the
-/// scrapes in flight finish.
+/// Serves `registry` on `listener` until `shutdown` resolves.
+///
+/// It then stops taking connections; a scrape already in flight finishes on
+/// its own task. (Not axum's graceful shutdown, which would want `shutdown`
+/// to be `Send + 'static`; a scrape is too short to be worth waiting for.)
 pub async fn serve(
     listener: TcpListener,
     registry: Arc<Registry>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let app = Router::new().fallback(move |method: Method, uri: Uri| {
         let registry = registry.clone();
         async move { answer(&method, &uri, &registry) }
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    tokio::select! {
+        served = axum::serve(listener, app).into_future() => served?,
+        () = shutdown => {}
+    }
     Ok(())
 }
 

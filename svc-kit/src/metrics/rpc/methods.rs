@@ -31,10 +31,10 @@ pub(crate) const UNKNOWN: Method = Method {
 };
 
 impl Method {
-    /// Whether the answer is a stream of messages, so the call is counted
-    /// among the open streams while it lasts.
+    /// Whether either side sends a stream of messages, so the call is
+    /// counted among the open streams while it lasts.
     pub(crate) fn streams(&self) -> bool {
-        matches!(self.kind, "server_stream" | "bidi_stream")
+        matches!(self.kind, "client_stream" | "server_stream" | "bidi_stream")
     }
 }
 

@@ -454,6 +454,20 @@ mod tests {
     }
 
     #[test]
+    fn an_http_failure_without_a_grpc_status_gets_grpcs_mapping() {
+        assert_eq!(http_failure(http::StatusCode::OK), None);
+        assert_eq!(
+            http_failure(http::StatusCode::SERVICE_UNAVAILABLE),
+            Some(Code::Unavailable)
+        );
+        assert_eq!(
+            http_failure(http::StatusCode::NOT_FOUND),
+            Some(Code::Unimplemented)
+        );
+        assert_eq!(http_failure(http::StatusCode::IM_A_TEAPOT), Some(Code::Unknown));
+    }
+
+    #[test]
     fn a_failure_without_an_answer_is_unavailable_unless_it_says_otherwise() {
         let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
         assert_eq!(code_of_error(&refused), Code::Unavailable);

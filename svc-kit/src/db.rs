@@ -78,3 +78,42 @@ pub fn probe(pool: &PgPool) -> impl FnMut() -> std::pin::Pin<Box<dyn Future<Outp
         Box::pin(async move { is_reachable(&pool).await })
     }
 }
+
+/// Exports the pool's state at every scrape: `db_pool_connections` by state
+/// (`in_use`, `idle`) and `db_pool_max_connections`. A pool whose in-use
+/// connections stay at the maximum makes requests wait for a connection.
+pub fn register_metrics(pool: &PgPool, registry: &mut crate::metrics::Registry) {
+    registry.register_collector(Box::new(PoolCollector { pool: pool.clone() }));
+}
+
+#[derive(Debug)]
+struct PoolCollector {
+    pool: PgPool,
+}
+
+impl prometheus_client::collector::Collector for PoolCollector {
+    fn encode(&self, mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>) -> std::fmt::Result {
+        use prometheus_client::{
+            encoding::EncodeMetric as _, metrics::MetricType, metrics::gauge::ConstGauge,
+        };
+
+        let open = i64::from(self.pool.size());
+        let idle = i64::try_from(self.pool.num_idle()).unwrap_or(i64::MAX).min(open);
+        let mut connections = encoder.encode_descriptor(
+            "db_pool_connections",
+            "PostgreSQL connections the pool holds open, by state",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (state, count) in [("in_use", open - idle), ("idle", idle)] {
+            ConstGauge::new(count).encode(connections.encode_family(&[("state", state)])?)?;
+        }
+        let max = encoder.encode_descriptor(
+            "db_pool_max_connections",
+            "The most connections the pool opens",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::from(self.pool.options().get_max_connections())).encode(max)
+    }
+}

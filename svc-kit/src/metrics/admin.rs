@@ -7,8 +7,11 @@
 
 use std::{
     future::{Future, IntoFuture as _},
+    net::SocketAddr,
     sync::Arc,
 };
+
+use anyhow::Context as _;
 
 use axum::{
     Router,
@@ -18,6 +21,36 @@ use axum::{
 use tokio::net::TcpListener;
 
 use super::{CONTENT_TYPE, Registry, encode};
+
+/// A service's admin port, bound while the service is built and served
+/// beside its gRPC port for as long as that one runs.
+#[derive(Debug)]
+pub struct AdminPort {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+}
+
+impl AdminPort {
+    /// Binds `addr` (port 0 picks a free one).
+    pub async fn bind(addr: &str) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot bind the admin port {addr}"))?;
+        let local_addr = listener.local_addr()?;
+        Ok(Self { listener, local_addr })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves `registry` until dropped (the service's `select!` drops it
+    /// once its gRPC server has drained).
+    pub async fn serve(self, registry: Arc<Registry>) -> anyhow::Result<()> {
+        serve(self.listener, registry, std::future::pending()).await
+    }
+}
 
 /// Serves `registry` on `listener` until `shutdown` resolves.
 ///

@@ -20,6 +20,18 @@ use std::{
     time::{Duration, Instant},
 };
 
+/// What a breaker does with the next call, for a dashboard to show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerState {
+    /// Calls go through.
+    Closed,
+    /// One probe goes through (or is out); the others are refused until it
+    /// reports back or expires.
+    HalfOpen,
+    /// Calls are refused until the open period is over.
+    Open,
+}
+
 #[derive(Debug, Clone, Copy)]
 enum State {
     Closed { failures: u32 },
@@ -67,6 +79,20 @@ impl CircuitBreaker {
     /// True while calls are being refused.
     pub fn is_open(&self) -> bool {
         matches!(*self.lock(), State::Open { until } if Instant::now() < until)
+    }
+
+    /// The state now. An open circuit whose period is over counts as
+    /// half-open: its next call is the probe.
+    pub fn state(&self) -> BreakerState {
+        self.state_at(Instant::now())
+    }
+
+    fn state_at(&self, now: Instant) -> BreakerState {
+        match *self.lock() {
+            State::Closed { .. } => BreakerState::Closed,
+            State::Open { until } if now < until => BreakerState::Open,
+            State::Open { .. } | State::HalfOpen { .. } => BreakerState::HalfOpen,
+        }
     }
 
     fn allow_at(&self, now: Instant) -> bool {
@@ -129,6 +155,24 @@ mod tests {
             breaker.allow_at(probe_at + OPEN_FOR),
             "the lost probe expired: a new one goes"
         );
+    }
+
+    #[test]
+    fn the_state_follows_failures_the_open_period_and_the_probe() {
+        let breaker = CircuitBreaker::new(1, OPEN_FOR);
+        let start = Instant::now();
+        assert_eq!(breaker.state_at(start), BreakerState::Closed);
+        breaker.record_failure_at(start);
+        assert_eq!(breaker.state_at(start), BreakerState::Open);
+        assert_eq!(
+            breaker.state_at(start + OPEN_FOR),
+            BreakerState::HalfOpen,
+            "the period is over: the next call probes"
+        );
+        assert!(breaker.allow_at(start + OPEN_FOR));
+        assert_eq!(breaker.state_at(start + OPEN_FOR), BreakerState::HalfOpen);
+        breaker.record_success();
+        assert_eq!(breaker.state_at(start + OPEN_FOR), BreakerState::Closed);
     }
 
     #[test]

@@ -1,11 +1,19 @@
 //! Builds the gateway (routes, upstream channels, authenticator, limits) and
 //! serves gRPC and gRPC-web on one port until shutdown, and the browser app
 //! (plus, in development, the dev token path) on a plain HTTP port beside it.
+//!
+//! One Prometheus registry holds everything the gateway records: the
+//! `grpc_server_*` families of every public call, the `grpc_client_*` ones of
+//! every attempt at a backend, and the gateway's own (`gateway_*`, see the
+//! components); `GET /metrics` on the HTTP port serves it.
 
 use std::{collections::HashMap, future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use svc_kit::identity::Signer;
+use svc_kit::{
+    identity::Signer,
+    metrics::{Registry, rpc::RpcMetrics},
+};
 use tokio::net::TcpListener;
 use tonic::{
     service::Routes,
@@ -21,7 +29,7 @@ use crate::{
     auth::Authenticator,
     config::{Config, DEV_SECRET},
     limits::{RateLimiter, ShedAsUnavailableLayer, StreamLimiter},
-    proxy::{Proxy, PublicApi, Upstream},
+    proxy::{Proxy, ProxyMetrics, PublicApi, Upstream},
     routes::{Backend, RouteTable, public_descriptors},
 };
 
@@ -32,6 +40,11 @@ pub struct App {
     http_listener: TcpListener,
     http_addr: SocketAddr,
     proxy: Arc<Proxy>,
+    /// Records every public call, with the code its client got.
+    server_metrics: RpcMetrics,
+    /// Counts the requests the concurrency limit sheds.
+    shed: ShedAsUnavailableLayer,
+    registry: Arc<Registry>,
     config: Config,
 }
 
@@ -58,15 +71,20 @@ impl App {
             .with_context(|| format!("cannot bind {}", config.http_addr))?;
         let http_addr = http_listener.local_addr()?;
         let limits = &config.limits;
+        let client_metrics = RpcMetrics::client();
+        let proxy_metrics = ProxyMetrics::default();
         let mut upstreams = HashMap::new();
         for backend in Backend::ALL {
-            let upstream = Upstream {
-                channel: config.backends.get(backend).channel()?,
-                breaker: svc_kit::breaker::CircuitBreaker::new(
+            let upstream = Upstream::new(
+                backend,
+                config.backends.get(backend).channel()?,
+                svc_kit::breaker::CircuitBreaker::new(
                     limits.breaker_failure_threshold,
                     Duration::from_millis(limits.breaker_open_ms),
                 ),
-            };
+                &client_metrics,
+                &proxy_metrics,
+            );
             upstreams.insert(backend, upstream);
         }
         let proxy = Arc::new(Proxy {
@@ -77,15 +95,31 @@ impl App {
             limiter: RateLimiter::new(limits.rate_per_second, limits.burst),
             streams: StreamLimiter::new(limits.max_streams_per_subject),
             read_retries: limits.read_retries,
+            metrics: proxy_metrics,
         });
+        let server_metrics = RpcMetrics::server();
+        let shed = ShedAsUnavailableLayer::default();
+        let mut registry = Registry::default();
+        server_metrics.register(&mut registry);
+        client_metrics.register(&mut registry);
+        proxy.register_metrics(&mut registry);
+        shed.register_metrics(&mut registry);
         Ok(Self {
             listener,
             local_addr,
             http_listener,
             http_addr,
             proxy,
+            server_metrics,
+            shed,
+            registry: Arc::new(registry),
             config,
         })
+    }
+
+    /// Every metric the gateway records, as `GET /metrics` serves them.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.clone()
     }
 
     /// The address the gateway listens on (useful with port 0).
@@ -129,9 +163,13 @@ impl App {
             // Translates gRPC-web to gRPC for everything inside, including the
             // UNAVAILABLE answers of the load shedder below.
             .layer(tonic_web::GrpcWebLayer::new())
+            // Inside the translation, so a gRPC-web call's status is read
+            // from gRPC trailers as any other's; outside the shedder and the
+            // routes, so every refusal counts with the code the client got.
+            .layer(self.server_metrics.layer())
             .layer(
                 ServiceBuilder::new()
-                    .layer(ShedAsUnavailableLayer)
+                    .layer(self.shed.clone())
                     // Refuse at once when full rather than queue: clients retry
                     // elsewhere or later, and latency stays bounded.
                     .load_shed()
@@ -146,11 +184,13 @@ impl App {
         // bounded: past the grace period the remaining connections are closed.
         let (stopping, mut stopped) = tokio::sync::watch::channel(false);
         let mut http_stopping = stopping.subscribe();
-        let http = axum::serve(self.http_listener, crate::web::router(&self.config)).with_graceful_shutdown(
-            async move {
-                let _ = http_stopping.wait_for(|stopping| *stopping).await;
-            },
-        );
+        let http = axum::serve(
+            self.http_listener,
+            crate::web::router(&self.config, self.registry.clone()),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = http_stopping.wait_for(|stopping| *stopping).await;
+        });
         let signalled = async move {
             shutdown.await;
             let _ = stopping.send(true);

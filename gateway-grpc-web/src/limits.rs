@@ -2,6 +2,9 @@
 //! a rate limit per subject (governor's GCRA), a cap on each subject's open streams, and the
 //! gateway-wide concurrency limit with load shedding (tower), answered with
 //! UNAVAILABLE when full.
+//!
+//! Each refusal is counted: `gateway_rate_limited_total`,
+//! `gateway_stream_cap_refusals_total` and `gateway_shed_total`.
 
 use std::{
     collections::HashMap,
@@ -12,7 +15,10 @@ use std::{
 };
 
 use governor::{DefaultKeyedRateLimiter, Quota};
-use svc_kit::sync::lock;
+use svc_kit::{
+    metrics::{Registry, prometheus_client::metrics::counter::Counter},
+    sync::lock,
+};
 use tonic::{Status, body::Body};
 use tower::{BoxError, Layer, Service, load_shed::error::Overloaded};
 
@@ -24,6 +30,7 @@ const TRACKED_SUBJECTS: usize = 100_000;
 /// check is one compare-and-swap, with no lock over all subjects.
 pub struct RateLimiter {
     limiter: DefaultKeyedRateLimiter<String>,
+    refused: Counter,
 }
 
 impl RateLimiter {
@@ -38,16 +45,30 @@ impl RateLimiter {
             .allow_burst(burst);
         Self {
             limiter: governor::RateLimiter::keyed(quota),
+            refused: Counter::default(),
         }
     }
 
-    /// Takes a place for one request of `subject`, or says no.
+    /// Registers `gateway_rate_limited_total`.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        registry.register(
+            "gateway_rate_limited",
+            "Requests refused as RESOURCE_EXHAUSTED because their subject was over its rate limit",
+            self.refused.clone(),
+        );
+    }
+
+    /// Takes a place for one request of `subject`, or says no (and counts it).
     pub fn allow(&self, subject: &str) -> bool {
         if self.limiter.len() > TRACKED_SUBJECTS {
             // Subjects whose allowance is whole again are the same as new ones.
             self.limiter.retain_recent();
         }
-        self.limiter.check_key(&subject.to_owned()).is_ok()
+        let allowed = self.limiter.check_key(&subject.to_owned()).is_ok();
+        if !allowed {
+            self.refused.inc();
+        }
+        allowed
     }
 }
 
@@ -57,6 +78,7 @@ impl RateLimiter {
 pub struct StreamLimiter {
     max: usize,
     open: Arc<Mutex<HashMap<String, usize>>>,
+    refused: Counter,
 }
 
 /// A place for one open stream, given back on drop.
@@ -71,14 +93,26 @@ impl StreamLimiter {
         Self {
             max,
             open: Arc::default(),
+            refused: Counter::default(),
         }
     }
 
-    /// A place for another stream of `subject`, unless it holds `max` already.
+    /// Registers `gateway_stream_cap_refusals_total`.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        registry.register(
+            "gateway_stream_cap_refusals",
+            "Streams refused as RESOURCE_EXHAUSTED because their subject held its most open streams",
+            self.refused.clone(),
+        );
+    }
+
+    /// A place for another stream of `subject`, unless it holds `max` already
+    /// (a refusal is counted).
     pub fn acquire(&self, subject: &str) -> Option<StreamPermit> {
         let mut open = lock(&self.open);
         let count = open.entry(subject.to_owned()).or_default();
         if *count >= self.max {
+            self.refused.inc();
             return None;
         }
         *count += 1;
@@ -103,21 +137,39 @@ impl Drop for StreamPermit {
 }
 
 /// Turns tower's `Overloaded` (from `LoadShed` in front of the concurrency
-/// limit) into a gRPC UNAVAILABLE answer, so clients back off and retry.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ShedAsUnavailableLayer;
+/// limit) into a gRPC UNAVAILABLE answer, so clients back off and retry, and
+/// counts each one in `gateway_shed_total`.
+#[derive(Debug, Clone, Default)]
+pub struct ShedAsUnavailableLayer {
+    shed: Counter,
+}
+
+impl ShedAsUnavailableLayer {
+    /// Registers `gateway_shed_total`.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        registry.register(
+            "gateway_shed",
+            "Requests refused as UNAVAILABLE because the gateway had its most requests in flight",
+            self.shed.clone(),
+        );
+    }
+}
 
 impl<S> Layer<S> for ShedAsUnavailableLayer {
     type Service = ShedAsUnavailable<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ShedAsUnavailable { inner }
+        ShedAsUnavailable {
+            inner,
+            shed: self.shed.clone(),
+        }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct ShedAsUnavailable<S> {
     inner: S,
+    shed: Counter,
 }
 
 impl<S, B> Service<http::Request<B>> for ShedAsUnavailable<S>
@@ -136,9 +188,11 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let future = self.inner.call(request);
+        let shed = self.shed.clone();
         Box::pin(async move {
             match future.await {
                 Err(error) if error.is::<Overloaded>() => {
+                    shed.inc();
                     Ok(Status::unavailable("the gateway is at capacity; retry shortly").into_http())
                 }
                 other => other,
@@ -157,6 +211,29 @@ mod tests {
         let allowed = (0..5).filter(|_| limiter.allow("alice")).count();
         assert_eq!(allowed, 3);
         assert!(limiter.allow("bob"), "buckets are per subject");
+        assert_eq!(limiter.refused.get(), 2, "each refusal is counted");
+    }
+
+    #[tokio::test]
+    async fn a_shed_request_is_unavailable_and_counted() {
+        use tower::ServiceExt as _;
+
+        let layer = ShedAsUnavailableLayer::default();
+        let mut registry = svc_kit::metrics::Registry::default();
+        layer.register_metrics(&mut registry);
+        let full = layer.layer(tower::service_fn(|_: http::Request<Body>| async {
+            Err::<http::Response<Body>, BoxError>(Overloaded::new().into())
+        }));
+
+        let answer = full
+            .oneshot(http::Request::new(Body::empty()))
+            .await
+            .expect("an answer");
+
+        let status = Status::from_header_map(answer.headers()).expect("a status");
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        let text = svc_kit::metrics::encode(&registry);
+        assert!(text.contains("gateway_shed_total 1\n"), "{text}");
     }
 
     #[test]
@@ -165,6 +242,7 @@ mod tests {
         let first = limiter.acquire("alice").expect("first");
         let _second = limiter.acquire("alice").expect("second");
         assert!(limiter.acquire("alice").is_none(), "a third is refused");
+        assert_eq!(limiter.refused.get(), 1, "and counted");
         assert!(limiter.acquire("bob").is_some(), "places are per subject");
         drop(first);
         assert!(

@@ -3,6 +3,10 @@
 //! one, and passes the HTTP/2 request through to the backend that owns the
 //! method, byte for byte, under that backend's circuit breaker. Unary calls get
 //! a deadline; idempotent reads are retried when the backend was unreachable.
+//!
+//! Each backend's channel records the `grpc_client_*` families (one attempt,
+//! one client call); beside them, per backend: `gateway_breaker_state`,
+//! `gateway_breaker_rejections_total` and `gateway_retries_total`.
 
 use std::{
     collections::HashMap,
@@ -15,11 +19,20 @@ use std::{
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
 use svc_kit::{
-    breaker::CircuitBreaker,
+    breaker::{BreakerState, CircuitBreaker},
     identity::{IDENTITY_HEADER, Signer},
+    metrics::{
+        Registry,
+        prometheus_client::{
+            collector::Collector,
+            encoding::{DescriptorEncoder, EncodeLabelSet},
+            metrics::{MetricType, counter::Counter, family::Family},
+        },
+        rpc::{Metered, RpcMetrics},
+    },
 };
 use tonic::{Code, Status, body::Body, transport::Channel};
-use tower::{Service, ServiceExt as _};
+use tower::{Layer as _, Service, ServiceExt as _};
 
 use crate::{
     auth::Authenticator,
@@ -30,10 +43,78 @@ use crate::{
 /// Largest unary request body buffered for a retry.
 const MAX_RETRY_BODY: usize = 256 * 1024;
 
-/// A backend and its breaker.
+/// A backend, its breaker and its counters.
 pub struct Upstream {
-    pub channel: Channel,
-    pub breaker: CircuitBreaker,
+    /// The channel, recording every attempt in the client RPC metrics.
+    pub channel: Metered<Channel>,
+    pub breaker: Arc<CircuitBreaker>,
+    /// Calls refused because the circuit was open.
+    rejections: Counter,
+    /// Attempts after the first at an idempotent read.
+    retries: Counter,
+}
+
+impl Upstream {
+    /// `backend` reached over `channel`, recorded in `client` and `metrics`.
+    pub fn new(
+        backend: Backend,
+        channel: Channel,
+        breaker: CircuitBreaker,
+        client: &RpcMetrics,
+        metrics: &ProxyMetrics,
+    ) -> Self {
+        let labels = BackendLabels {
+            backend: backend.name(),
+        };
+        Self {
+            channel: client.layer().layer(channel),
+            breaker: Arc::new(breaker),
+            rejections: metrics.breaker_rejections.get_or_create_owned(&labels),
+            retries: metrics.retries.get_or_create_owned(&labels),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackendLabels {
+    backend: &'static str,
+}
+
+/// The counter families of every backend (each [`Upstream`] holds its own
+/// members), registered by [`Proxy::register_metrics`].
+#[derive(Debug, Clone, Default)]
+pub struct ProxyMetrics {
+    breaker_rejections: Family<BackendLabels, Counter>,
+    retries: Family<BackendLabels, Counter>,
+}
+
+/// `gateway_breaker_state{backend}`, read from the breakers at each scrape,
+/// so an open period that ran out shows as half-open without waiting for a
+/// call: 0 closed, 1 half-open, 2 open.
+#[derive(Debug)]
+struct BreakerStates(Vec<(&'static str, Arc<CircuitBreaker>)>);
+
+impl Collector for BreakerStates {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let mut family = encoder.encode_descriptor(
+            "gateway_breaker_state",
+            "The circuit breaker of each backend: 0 closed (calls go through), \
+             1 half-open (one probe goes through), 2 open (calls are refused)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (backend, breaker) in &self.0 {
+            let state: i64 = match breaker.state() {
+                BreakerState::Closed => 0,
+                BreakerState::HalfOpen => 1,
+                BreakerState::Open => 2,
+            };
+            family
+                .encode_family(&BackendLabels { backend })?
+                .encode_gauge(&state)?;
+        }
+        Ok(())
+    }
 }
 
 /// Shared by every route.
@@ -46,11 +127,41 @@ pub struct Proxy {
     pub limiter: RateLimiter,
     pub streams: StreamLimiter,
     pub read_retries: u32,
+    /// The families the upstreams' counters belong to.
+    pub metrics: ProxyMetrics,
 }
 
 type Response = http::Response<Body>;
 
 impl Proxy {
+    /// Registers the gateway's own families: the breakers' states, their
+    /// rejections and the read retries per backend, and the authenticator's
+    /// and limiters' refusals.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        let metrics = &self.metrics;
+        registry.register(
+            "gateway_breaker_rejections",
+            "Calls refused as UNAVAILABLE without trying the backend, because its circuit was open",
+            metrics.breaker_rejections.clone(),
+        );
+        registry.register(
+            "gateway_retries",
+            "Idempotent reads sent to the backend again after it was unreachable",
+            metrics.retries.clone(),
+        );
+        let breakers = Backend::ALL
+            .into_iter()
+            .filter_map(|backend| {
+                let upstream = self.upstreams.get(&backend)?;
+                Some((backend.name(), upstream.breaker.clone()))
+            })
+            .collect();
+        registry.register_collector(Box::new(BreakerStates(breakers)));
+        self.auth.register_metrics(registry);
+        self.limiter.register_metrics(registry);
+        self.streams.register_metrics(registry);
+    }
+
     async fn handle(self: Arc<Self>, request: http::Request<Body>) -> Response {
         match self.forward(request).await {
             Ok(response) => response,
@@ -135,6 +246,7 @@ impl Proxy {
                         && !upstream.breaker.is_open() =>
                 {
                     attempt += 1;
+                    upstream.retries.inc();
                     tokio::time::sleep(Duration::from_millis(25 * u64::from(attempt))).await;
                 }
                 other => return other,
@@ -146,6 +258,7 @@ impl Proxy {
 /// One attempt at the backend, counted by its breaker.
 async fn call(upstream: &Upstream, route: Route, request: http::Request<Body>) -> Result<Response, Status> {
     if !upstream.breaker.allow() {
+        upstream.rejections.inc();
         return Err(Status::unavailable(format!(
             "{} is unavailable (circuit open); retry shortly",
             route.backend.name()
@@ -171,7 +284,7 @@ async fn call(upstream: &Upstream, route: Route, request: http::Request<Body>) -
     match outcome {
         Ok(response) => {
             upstream.breaker.record_success();
-            Ok(response)
+            Ok(response.map(Body::new))
         }
         Err(error) => {
             upstream.breaker.record_failure();
@@ -290,6 +403,37 @@ mod tests {
             Some(Duration::from_secs(3)),
         );
         assert_eq!(forwarded.headers()["grpc-timeout"], "3000m");
+    }
+
+    #[test]
+    fn the_breaker_state_gauge_reads_each_breaker_at_scrape_time() {
+        let closed = Arc::new(CircuitBreaker::new(1, Duration::from_secs(60)));
+        let open = Arc::new(CircuitBreaker::new(1, Duration::from_secs(60)));
+        open.record_failure();
+        let half_open = Arc::new(CircuitBreaker::new(1, Duration::ZERO));
+        half_open.record_failure();
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(BreakerStates(vec![
+            ("call-svc", closed),
+            ("query-svc", open),
+            ("payment-svc", half_open),
+        ])));
+
+        let text = svc_kit::metrics::encode(&registry);
+
+        assert!(text.contains("# TYPE gateway_breaker_state gauge\n"), "{text}");
+        assert!(
+            text.contains("gateway_breaker_state{backend=\"call-svc\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gateway_breaker_state{backend=\"payment-svc\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gateway_breaker_state{backend=\"query-svc\"} 2\n"),
+            "{text}"
+        );
     }
 
     #[test]

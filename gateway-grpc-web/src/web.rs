@@ -1,7 +1,9 @@
 //! The plain HTTP/1.1 port: the browser app's built files (any path that is
 //! not a file gets `index.html`, so the app's own routes survive a reload)
 //! and, in development only, `POST /dev/token`, which mints a token for a role
-//! and subject so the app can sign in without an identity provider.
+//! and subject so the app can sign in without an identity provider. `GET
+//! /metrics` answers the gateway's Prometheus metrics here too (the issue lets
+//! the gateway share this port rather than open an admin port of its own).
 
 use std::{path::Path, sync::Arc, time::Duration};
 
@@ -10,9 +12,10 @@ use axum::{
     extract::{State, rejection::JsonRejection},
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::{any, post},
+    routing::{any, get, post},
 };
 use serde::{Deserialize, Serialize};
+use svc_kit::metrics::{CONTENT_TYPE, Registry, encode};
 use tower_http::services::{ServeDir, ServeFile};
 use uuid::Uuid;
 
@@ -50,8 +53,8 @@ fn bad_request(error: impl Into<String>) -> Response {
     (StatusCode::BAD_REQUEST, Json(ErrorBody { error: error.into() })).into_response()
 }
 
-/// The router of the HTTP port.
-pub fn router(config: &Config) -> Router {
+/// The router of the HTTP port; `/metrics` serves `registry`.
+pub fn router(config: &Config, registry: Arc<Registry>) -> Router {
     let root = Path::new(&config.web_root);
     let index = root.join("index.html");
     if !index.is_file() {
@@ -71,7 +74,12 @@ pub fn router(config: &Config) -> Router {
         // Not the app's index.html either: the path does not exist here.
         Router::new().route("/dev/token", any(|| async { StatusCode::NOT_FOUND }))
     };
-    router.fallback_service(files)
+    router
+        .route(
+            "/metrics",
+            get(move || async move { ([(http::header::CONTENT_TYPE, CONTENT_TYPE)], encode(&registry)) }),
+        )
+        .fallback_service(files)
 }
 
 async fn mint_token(
@@ -153,7 +161,7 @@ mod tests {
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(Body::from(body.to_owned()))
             .unwrap();
-        let response = router(config).oneshot(request).await.unwrap();
+        let response = router(config, Arc::default()).oneshot(request).await.unwrap();
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         (status, String::from_utf8_lossy(&bytes).into_owned())
@@ -276,6 +284,31 @@ mod tests {
         .await;
         assert!(token.starts_with("HTTP/1.1 200"), "{token}");
         assert!(token.contains(r#""token":""#), "{token}");
+        let metrics = http1(
+            http_addr,
+            "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+        // (The per-RPC families show once a call has been made.)
+        for family in [
+            "gateway_breaker_state",
+            "gateway_breaker_rejections",
+            "gateway_retries",
+            "gateway_shed",
+            "gateway_rate_limited",
+            "gateway_stream_cap_refusals",
+            "gateway_auth_failures",
+        ] {
+            assert!(
+                metrics.contains(&format!("# TYPE {family} ")),
+                "{family} in {metrics}"
+            );
+        }
+        assert!(
+            metrics.contains("gateway_breaker_state{backend=\"call-svc\"} 0"),
+            "{metrics}"
+        );
         // The gRPC port still refuses plain HTTP: the two stay apart.
         let refused = http1(
             grpc_addr,

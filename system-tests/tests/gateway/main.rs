@@ -14,6 +14,7 @@ mod cors;
 mod fuzz;
 mod health;
 mod internal_methods;
+mod metrics;
 mod ownership;
 mod rate_limit;
 mod streams;

@@ -2,14 +2,18 @@
 //!
 //! - [`routes`]: which backend owns each public method, built from the
 //!   protobuf descriptors; internal methods are refused and hidden.
-//! - [`auth`]: JWT verification (HS256, RS256, JWKS) and dev tokens.
+//! - [`auth`]: JWT verification (HS256, RS256, JWKS) and dev tokens; counts
+//!   refusals by reason.
 //! - [`proxy`]: forwarding with verified identity, deadlines, read retries and
-//!   a circuit breaker per backend.
-//! - [`limits`]: per-subject rate limits and gateway-wide load shedding.
+//!   a circuit breaker per backend; the client RPC metrics, breaker states,
+//!   rejections and retries per backend.
+//! - [`limits`]: per-subject rate limits and stream caps, gateway-wide load
+//!   shedding; counts each refusal.
 //! - [`app`]: gRPC and gRPC-web (with CORS) on one port, health per backend,
-//!   reflection of the public API; [`config`]: its settings.
-//! - [`web`]: the plain HTTP port: the browser app's files and, in
-//!   development only, `POST /dev/token`.
+//!   reflection of the public API, the server RPC metrics of every public
+//!   call and the one Prometheus registry; [`config`]: its settings.
+//! - [`web`]: the plain HTTP port: the browser app's files, `GET /metrics`
+//!   and, in development only, `POST /dev/token`.
 
 pub mod app;
 pub mod auth;

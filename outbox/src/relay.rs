@@ -16,12 +16,25 @@
 //! marked; later rows that did reach the stream are republished (and dropped as
 //! duplicates), but the failed row lands after them, out of per-call order.
 //! Consumers compare versions, so they tolerate that rare reordering.
+//!
+//! The relay's metrics ([`Relay::register_metrics`]) are what an operator
+//! watches of it: the backlog (`outbox_depth`, `outbox_oldest_unsent_age_seconds`,
+//! measured every `report_interval_ms`), the throughput
+//! (`outbox_published_total`), failed rounds (`outbox_publish_failures_total`)
+//! and the time one batch takes (`outbox_publish_seconds`).
 
-use std::time::Duration;
+use std::{
+    sync::atomic::AtomicU64,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context as _;
 use async_nats::jetstream::{self, message::PublishMessage};
 use chrono::{DateTime, Utc};
+use prometheus_client::{
+    metrics::{counter::Counter, gauge::Gauge, histogram::Histogram},
+    registry::{Registry, Unit},
+};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgPool, postgres::PgListener};
 use svc_kit::backoff::Backoff;
@@ -71,6 +84,36 @@ pub struct RelayStats {
     pub published: u64,
 }
 
+/// Buckets of `outbox_publish_seconds`: a batch of a few rows takes a
+/// millisecond or two on a healthy bus, a full batch or a slow server up to
+/// seconds.
+const PUBLISH_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// The relay's metric handles, recording from the start whether or not they
+/// are registered anywhere.
+#[derive(Debug, Clone)]
+struct RelayMetrics {
+    depth: Gauge,
+    oldest_unsent_age: Gauge<f64, AtomicU64>,
+    published: Counter,
+    failures: Counter,
+    publish_seconds: Histogram,
+}
+
+impl Default for RelayMetrics {
+    fn default() -> Self {
+        Self {
+            depth: Gauge::default(),
+            oldest_unsent_age: Gauge::default(),
+            published: Counter::default(),
+            failures: Counter::default(),
+            publish_seconds: Histogram::new(PUBLISH_BUCKETS),
+        }
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct PendingRow {
     seq: i64,
@@ -89,6 +132,7 @@ pub struct Relay {
     schema: &'static str,
     config: RelayConfig,
     stats: watch::Sender<RelayStats>,
+    metrics: RelayMetrics,
 }
 
 impl Relay {
@@ -108,7 +152,43 @@ impl Relay {
             schema,
             config,
             stats: watch::Sender::new(RelayStats::default()),
+            metrics: RelayMetrics::default(),
         }
+    }
+
+    /// Registers the relay's metrics in `registry`, labelled with the
+    /// schema whose outbox it publishes. Once per registry: a second relay
+    /// in the same registry would repeat the families.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        let registry = registry.sub_registry_with_label(("schema".into(), self.schema.into()));
+        let metrics = &self.metrics;
+        registry.register(
+            "outbox_depth",
+            "Outbox rows not yet published to JetStream, as last measured",
+            metrics.depth.clone(),
+        );
+        registry.register_with_unit(
+            "outbox_oldest_unsent_age",
+            "Age of the oldest outbox row not yet published, as last measured (0 when there is none)",
+            Unit::Seconds,
+            metrics.oldest_unsent_age.clone(),
+        );
+        registry.register(
+            "outbox_published",
+            "Outbox rows published to JetStream and marked published",
+            metrics.published.clone(),
+        );
+        registry.register(
+            "outbox_publish_failures",
+            "Relay rounds that failed (NATS or PostgreSQL unreachable, a publish not acknowledged)",
+            metrics.failures.clone(),
+        );
+        registry.register_with_unit(
+            "outbox_publish",
+            "Time to publish one batch of outbox rows and mark them, failed batches included",
+            Unit::Seconds,
+            metrics.publish_seconds.clone(),
+        );
     }
 
     /// Follows the relay's depth, age and throughput.
@@ -134,6 +214,7 @@ impl Relay {
                 // Publishing needs the stream; it may be missing on a new
                 // server or after an operator deleted it.
                 if let Err(error) = ensure_streams(&self.js, &self.nats).await {
+                    self.metrics.failures.inc();
                     let delay = retries.next_delay();
                     tracing::warn!(error = format!("{error:#}"), retry_in = ?delay, "cannot set up the event streams");
                     tokio::time::sleep(delay).await;
@@ -196,6 +277,14 @@ impl Relay {
     /// JetStream acknowledged. Returns how many were published; 0 when another
     /// replica holds the relay lock.
     pub async fn publish_batch(&self) -> anyhow::Result<usize> {
+        let published = self.try_publish_batch().await;
+        if published.is_err() {
+            self.metrics.failures.inc();
+        }
+        published
+    }
+
+    async fn try_publish_batch(&self) -> anyhow::Result<usize> {
         // A disconnected client would buffer the batch and fail its acks only
         // after the ack timeout; backing off instead lets the backlog go out as
         // soon as the connection is back.
@@ -223,7 +312,20 @@ impl Relay {
         if rows.is_empty() {
             return Ok(0);
         }
+        let started = Instant::now();
+        let published = self.publish_rows(tx, rows).await;
+        self.metrics
+            .publish_seconds
+            .observe(started.elapsed().as_secs_f64());
+        published
+    }
 
+    /// Publishes `rows`, marks those acknowledged and commits `tx`.
+    async fn publish_rows(
+        &self,
+        mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+        rows: Vec<PendingRow>,
+    ) -> anyhow::Result<usize> {
         // Send the whole batch, then collect the acks, so that one round trip
         // is paid per batch rather than per event.
         let mut pending_acks = Vec::with_capacity(rows.len());
@@ -265,6 +367,7 @@ impl Relay {
         let published = acked.len();
         self.stats
             .send_modify(|stats| stats.published += published as u64);
+        self.metrics.published.inc_by(published as u64);
         match failure {
             Some(error) => Err(error),
             None => Ok(published),
@@ -286,6 +389,8 @@ impl Relay {
                     stats.depth = depth;
                     stats.oldest_unsent_age = age;
                 });
+                self.metrics.depth.set(depth);
+                self.metrics.oldest_unsent_age.set(age.as_secs_f64());
                 if depth > 0 {
                     tracing::info!(depth, oldest_unsent_age = ?age, "outbox backlog");
                 }

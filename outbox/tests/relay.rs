@@ -8,6 +8,7 @@ use futures::StreamExt as _;
 use outbox::{Relay, RelayConfig};
 use prost::Message as _;
 use sqlx::{PgPool, migrate::Migrator};
+use svc_kit::metrics::{self, Registry};
 use taxi_proto::events::v1::{CallRejected, EventEnvelope, event_envelope::Payload};
 use uuid::Uuid;
 
@@ -155,6 +156,8 @@ async fn commands_keep_committing_through_a_nats_outage_and_the_backlog_drains_a
     let js = stream::connect(&nats, "relay-test").await.expect("nats");
     let relay = relay(&pool, &js, &nats);
     let stats = relay.stats();
+    let mut registry = Registry::default();
+    relay.register_metrics(&mut registry);
     let running = tokio::spawn(relay.run());
     let before = append_events(&pool, Uuid::new_v4(), 3).await;
     wait_until(|| async { unpublished(&pool).await == 0 }).await;
@@ -177,7 +180,90 @@ async fn commands_keep_committing_through_a_nats_outage_and_the_backlog_drains_a
     let expected: Vec<_> = before.iter().chain(&during).map(|e| e.event_id.clone()).collect();
     assert_eq!(ids, expected, "every event once, in order");
     assert_eq!(stats.borrow().published, 8);
+    let text = metrics::encode(&registry);
+    assert!(
+        text.contains("outbox_published_total{schema=\"relaytest\"} 8\n"),
+        "{text}"
+    );
+    assert!(
+        metric(&text, "outbox_publish_failures_total{schema=\"relaytest\"}") >= 1.0,
+        "the rounds that failed while NATS was down are counted: {text}"
+    );
     running.abort();
+}
+
+#[tokio::test]
+async fn the_relay_metrics_count_every_published_event_and_the_backlog_drains_to_zero() {
+    // Arrange: a backlog of 7 events before the relay starts.
+    let pool = outbox_db().await;
+    let nats = testing::isolated();
+    let js = stream::connect(&nats, "relay-test").await.expect("nats");
+    stream::ensure_streams(&js, &nats).await.expect("streams");
+    append_events(&pool, Uuid::new_v4(), 7).await;
+    let config = RelayConfig {
+        idle_poll_ms: 50,
+        report_interval_ms: 50,
+        // Several batches, so the histogram sees more than one.
+        batch_size: 3,
+        ..Default::default()
+    };
+    let relay = Relay::new(pool.clone(), js.clone(), nats.clone(), SCHEMA, config);
+    let mut registry = Registry::default();
+    relay.register_metrics(&mut registry);
+    let before = metrics::encode(&registry);
+
+    // Act
+    let running = tokio::spawn(relay.run());
+    append_events(&pool, Uuid::new_v4(), 2).await;
+
+    // Assert
+    let drained = [
+        "outbox_published_total{schema=\"relaytest\"} 9\n",
+        "outbox_depth{schema=\"relaytest\"} 0\n",
+        "outbox_oldest_unsent_age_seconds{schema=\"relaytest\"} 0.0\n",
+        "outbox_publish_failures_total{schema=\"relaytest\"} 0\n",
+    ];
+    let mut text = metrics::encode(&registry);
+    for _ in 0..200 {
+        if drained.iter().all(|line| text.contains(line)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        text = metrics::encode(&registry);
+    }
+    running.abort();
+    for line in drained {
+        assert!(text.contains(line), "{line:?} missing from\n{text}");
+    }
+    assert!(
+        before.contains("outbox_published_total{schema=\"relaytest\"} 0\n"),
+        "{before}"
+    );
+    for (family, kind) in [
+        ("outbox_depth", "gauge"),
+        ("outbox_oldest_unsent_age_seconds", "gauge"),
+        ("outbox_published", "counter"),
+        ("outbox_publish_failures", "counter"),
+        ("outbox_publish_seconds", "histogram"),
+    ] {
+        assert!(text.contains(&format!("# TYPE {family} {kind}\n")), "{text}");
+        assert!(text.contains(&format!("# HELP {family} ")), "{text}");
+    }
+    // 7 rows in batches of 3, then the 2 appended later: at least 3 batches.
+    assert!(
+        metric(&text, "outbox_publish_seconds_count{schema=\"relaytest\"}") >= 3.0,
+        "{text}"
+    );
+    assert_eq!(unpublished(&pool).await, 0);
+}
+
+/// The value of the sample `series` (name and labels, as encoded) in `text`.
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+        .parse()
+        .expect("a number")
 }
 
 #[tokio::test]

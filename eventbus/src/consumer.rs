@@ -25,6 +25,12 @@
 //!
 //! Redelivered and delayed events can arrive out of order: handlers must be
 //! idempotent and compare versions.
+//!
+//! The consumer's metrics ([`Consumer::register_metrics`], labelled with the
+//! durable name) count its deliveries, redeliveries and dead letters (by a
+//! bounded reason) and time its handler; its backlog on the server
+//! (`consumer_pending`, `consumer_ack_pending`) is read from JetStream's
+//! consumer info every `info_poll_ms` while it runs.
 
 use std::{future::Future, time::Duration};
 
@@ -36,6 +42,11 @@ use async_nats::{
     jetstream::{self, AckKind, consumer::pull},
 };
 use futures::StreamExt as _;
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::{Registry, Unit},
+};
 use prost::Message as _;
 use serde::{Deserialize, Serialize};
 use svc_kit::{backoff::Backoff, failure::FailureKind};
@@ -79,6 +90,9 @@ pub struct ConsumerConfig {
     pub retry_delay_ms: u64,
     /// The longest such delay (and pause of the consumer while failing).
     pub max_retry_delay_ms: u64,
+    /// How often the consumer's pending and ack-pending counts are read from
+    /// JetStream for its metrics.
+    pub info_poll_ms: u64,
 }
 
 impl Default for ConsumerConfig {
@@ -90,6 +104,7 @@ impl Default for ConsumerConfig {
             batch_size: 64,
             retry_delay_ms: 1_000,
             max_retry_delay_ms: 30_000,
+            info_poll_ms: 5_000,
         }
     }
 }
@@ -102,8 +117,10 @@ impl ConsumerConfig {
             self.batch_size >= 1
                 && self.ack_wait_ms >= 1
                 && self.retry_delay_ms >= 1
-                && self.max_deliver >= 1,
-            "{prefix}BATCH_SIZE, {prefix}ACK_WAIT_MS, {prefix}RETRY_DELAY_MS and {prefix}MAX_DELIVER must be positive"
+                && self.max_deliver >= 1
+                && self.info_poll_ms >= 1,
+            "{prefix}BATCH_SIZE, {prefix}ACK_WAIT_MS, {prefix}RETRY_DELAY_MS, {prefix}MAX_DELIVER and \
+             {prefix}INFO_POLL_MS must be positive"
         );
         anyhow::ensure!(
             self.max_retry_delay_ms >= self.retry_delay_ms,
@@ -160,6 +177,85 @@ enum Outcome {
     Retrying,
 }
 
+/// Why an event was dead-lettered: the `reason` label of
+/// `consumer_dead_letters_total`, a closed set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DeadLetterReason {
+    /// The handler answered [`Failure::Poison`].
+    Permanent,
+    /// The payload is not an event envelope.
+    Undecodable,
+    /// Still failing transiently after `max_deliver` deliveries.
+    MaxDeliver,
+}
+
+impl DeadLetterReason {
+    const ALL: [Self; 3] = [Self::Permanent, Self::Undecodable, Self::MaxDeliver];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Permanent => "permanent",
+            Self::Undecodable => "undecodable",
+            Self::MaxDeliver => "max_deliver",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+/// Buckets of `consumer_handler_seconds`: a projection into Redis takes
+/// well under a millisecond to a few, a handler waiting on a slow store up
+/// to seconds.
+const HANDLER_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The consumer's metric handles, recording from the start whether or not
+/// they are registered anywhere.
+#[derive(Debug, Clone)]
+struct ConsumerMetrics {
+    deliveries: Counter,
+    redeliveries: Counter,
+    dead_letters: Family<ReasonLabels, Counter>,
+    handler_seconds: Histogram,
+    pending: Gauge,
+    ack_pending: Gauge,
+}
+
+impl Default for ConsumerMetrics {
+    fn default() -> Self {
+        let dead_letters = Family::<ReasonLabels, Counter>::default();
+        // Every reason is exported from the start, at 0, so that a rate or
+        // an alert over it has a series before the first dead letter.
+        for reason in DeadLetterReason::ALL {
+            drop(dead_letters.get_or_create(&ReasonLabels {
+                reason: reason.label(),
+            }));
+        }
+        Self {
+            deliveries: Counter::default(),
+            redeliveries: Counter::default(),
+            dead_letters,
+            handler_seconds: Histogram::new(HANDLER_BUCKETS),
+            pending: Gauge::default(),
+            ack_pending: Gauge::default(),
+        }
+    }
+}
+
+impl ConsumerMetrics {
+    fn dead_lettered(&self, reason: DeadLetterReason) {
+        self.dead_letters
+            .get_or_create(&ReasonLabels {
+                reason: reason.label(),
+            })
+            .inc();
+    }
+}
+
 /// A durable consumer of `filter_subject` named `durable`.
 pub struct Consumer {
     js: jetstream::Context,
@@ -167,6 +263,7 @@ pub struct Consumer {
     durable: String,
     filter_subject: String,
     config: ConsumerConfig,
+    metrics: ConsumerMetrics,
 }
 
 impl Consumer {
@@ -184,27 +281,111 @@ impl Consumer {
             durable: durable.into(),
             filter_subject: filter_subject.into(),
             config,
+            metrics: ConsumerMetrics::default(),
         }
+    }
+
+    /// Registers the consumer's metrics in `registry`, labelled
+    /// `consumer` with its durable name. Once per registry, and one consumer
+    /// per registry: a second would repeat the families.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        let registry = registry.sub_registry_with_label(("consumer".into(), self.durable.clone().into()));
+        let metrics = &self.metrics;
+        registry.register(
+            "consumer_deliveries",
+            "Messages JetStream delivered to the consumer, redeliveries included",
+            metrics.deliveries.clone(),
+        );
+        registry.register(
+            "consumer_redeliveries",
+            "Deliveries of a message JetStream had delivered before (a retry, a message handed back, \
+             an ack that came too late)",
+            metrics.redeliveries.clone(),
+        );
+        registry.register(
+            "consumer_dead_letters",
+            "Events the consumer gave up on and copied to the dead-letter stream, by reason: permanent \
+             (the handler can never apply it), undecodable (not an event), max_deliver (still failing \
+             after max_deliver deliveries)",
+            metrics.dead_letters.clone(),
+        );
+        registry.register_with_unit(
+            "consumer_handler",
+            "Time the handler took for one event, whatever its outcome",
+            Unit::Seconds,
+            metrics.handler_seconds.clone(),
+        );
+        registry.register(
+            "consumer_pending",
+            "Messages of the consumer's subjects not yet delivered to it, as JetStream last reported",
+            metrics.pending.clone(),
+        );
+        registry.register(
+            "consumer_ack_pending",
+            "Messages delivered to the consumer and not yet acknowledged (being handled or waiting \
+             for a retry), as JetStream last reported",
+            metrics.ack_pending.clone(),
+        );
     }
 
     /// Consumes forever, handing each event to `handle` in stream order. Waits
     /// out NATS outages (and a missing stream or consumer, which it creates).
+    /// Meanwhile it reads its pending counts from JetStream for its metrics.
     pub async fn run<F, Fut>(self, mut handle: F)
     where
         F: FnMut(EventEnvelope) -> Fut,
         Fut: Future<Output = Result<(), Failure>>,
     {
-        let mut retries = INTERRUPTED.retries();
+        let consume = async {
+            let mut retries = INTERRUPTED.retries();
+            loop {
+                match self.consume(&mut handle).await {
+                    Ok(()) => retries.reset(),
+                    Err(error) => {
+                        let delay = retries.next_delay();
+                        tracing::warn!(consumer = self.durable, error = format!("{error:#}"), retry_in = ?delay, "consumer interrupted");
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+            }
+        };
+        // Neither ends; the poller lives exactly as long as the consumer.
+        tokio::join!(consume, self.poll_pending());
+    }
+
+    /// Reads the consumer's pending counts from JetStream every
+    /// `info_poll_ms`, forever. A failed read (NATS down, the consumer not
+    /// created yet) keeps the last counts and never disturbs consuming.
+    async fn poll_pending(&self) {
+        let mut ticks = tokio::time::interval(Duration::from_millis(self.config.info_poll_ms.max(1)));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            match self.consume(&mut handle).await {
-                Ok(()) => retries.reset(),
+            ticks.tick().await;
+            match self.pending().await {
+                Ok((pending, ack_pending)) => {
+                    self.metrics
+                        .pending
+                        .set(i64::try_from(pending).unwrap_or(i64::MAX));
+                    self.metrics
+                        .ack_pending
+                        .set(i64::try_from(ack_pending).unwrap_or(i64::MAX));
+                }
                 Err(error) => {
-                    let delay = retries.next_delay();
-                    tracing::warn!(consumer = self.durable, error = format!("{error:#}"), retry_in = ?delay, "consumer interrupted");
-                    tokio::time::sleep(delay).await;
+                    tracing::debug!(
+                        consumer = self.durable,
+                        error = format!("{error:#}"),
+                        "cannot read the consumer's pending counts"
+                    );
                 }
             }
         }
+    }
+
+    /// The consumer's `num_pending` and `num_ack_pending` on the server.
+    async fn pending(&self) -> anyhow::Result<(u64, usize)> {
+        let stream = self.js.get_stream_no_info(self.nats.subjects().stream()).await?;
+        let info = stream.consumer_info(&self.durable).await?;
+        Ok((info.num_pending, info.num_ack_pending))
     }
 
     /// Creates the durable consumer, or binds the existing one and brings its
@@ -294,6 +475,10 @@ impl Consumer {
             while let Ok(next) = tokio::time::timeout(PULL_EXPIRES + PULL_GRACE, batch.next()).await {
                 let Some(message) = next else { break };
                 let message = message.map_err(|e| anyhow::anyhow!(e))?;
+                self.metrics.deliveries.inc();
+                if message.info().is_ok_and(|info| info.delivered > 1) {
+                    self.metrics.redeliveries.inc();
+                }
                 if failed {
                     // Hand the rest of the batch back untried: it comes back
                     // one message at a time after the pause.
@@ -336,11 +521,21 @@ impl Consumer {
             .info()
             .map(|info| (info.delivered, info.stream_sequence))
             .unwrap_or((1, 0));
-        let outcome = match EventEnvelope::decode(message.payload.clone()) {
-            Ok(envelope) => handle(envelope).await,
-            Err(error) => Err(Failure::Poison(
-                anyhow::Error::new(error).context("undecodable event"),
-            )),
+        let (outcome, poison) = match EventEnvelope::decode(message.payload.clone()) {
+            Ok(envelope) => {
+                let started = Instant::now();
+                let outcome = handle(envelope).await;
+                self.metrics
+                    .handler_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                (outcome, DeadLetterReason::Permanent)
+            }
+            Err(error) => (
+                Err(Failure::Poison(
+                    anyhow::Error::new(error).context("undecodable event"),
+                )),
+                DeadLetterReason::Undecodable,
+            ),
         };
         let (ack, result) = match outcome {
             Ok(()) => (AckKind::Ack, Outcome::Handled),
@@ -358,6 +553,7 @@ impl Consumer {
                 self.give_up(
                     &message,
                     &error.context(format!("still failing after {delivered} deliveries")),
+                    DeadLetterReason::MaxDeliver,
                     delivered,
                     sequence,
                     min_delay,
@@ -365,7 +561,7 @@ impl Consumer {
                 .await
             }
             Err(Failure::Poison(error)) => {
-                self.give_up(&message, &error, delivered, sequence, min_delay)
+                self.give_up(&message, &error, poison, delivered, sequence, min_delay)
                     .await
             }
         };
@@ -379,12 +575,16 @@ impl Consumer {
         &self,
         message: &jetstream::Message,
         error: &anyhow::Error,
+        reason: DeadLetterReason,
         delivered: i64,
         sequence: u64,
         min_delay: Duration,
     ) -> (AckKind, Outcome) {
         match self.dead_letter(message, error, delivered, sequence).await {
-            Ok(()) => (AckKind::Term, Outcome::DeadLettered),
+            Ok(()) => {
+                self.metrics.dead_lettered(reason);
+                (AckKind::Term, Outcome::DeadLettered)
+            }
             Err(publish) => {
                 // Not terminated: the event comes back and is dead-lettered
                 // once the dead-letter stream takes it.

@@ -16,6 +16,7 @@ use eventbus::{
 };
 use futures::StreamExt as _;
 use prost::Message as _;
+use svc_kit::metrics::{self, Registry};
 use taxi_proto::events::v1::{CallRejected, EventEnvelope, event_envelope::Payload};
 use uuid::Uuid;
 
@@ -98,6 +99,17 @@ fn start_consumer(
     config: ConsumerConfig,
     outcome: impl Fn(i64) -> Result<(), Failure> + Send + Sync + 'static,
 ) -> (Arc<Mutex<Vec<i64>>>, tokio::task::AbortHandle) {
+    let (seen, running, _) = start_metered(js, nats, config, outcome);
+    (seen, running)
+}
+
+/// [`start_consumer`], with the consumer's metrics in the registry returned.
+fn start_metered(
+    js: &jetstream::Context,
+    nats: &NatsConfig,
+    config: ConsumerConfig,
+    outcome: impl Fn(i64) -> Result<(), Failure> + Send + Sync + 'static,
+) -> (Arc<Mutex<Vec<i64>>>, tokio::task::AbortHandle, Registry) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let (handled, outcome) = (seen.clone(), Arc::new(outcome));
     let consumer = Consumer::new(
@@ -107,6 +119,8 @@ fn start_consumer(
         nats.subjects().all_events(),
         config,
     );
+    let mut registry = Registry::default();
+    consumer.register_metrics(&mut registry);
     let running = tokio::spawn(consumer.run(move |event| {
         let (handled, outcome) = (handled.clone(), outcome.clone());
         async move {
@@ -117,7 +131,23 @@ fn start_consumer(
             Ok(())
         }
     }));
-    (seen, running.abort_handle())
+    (seen, running.abort_handle(), registry)
+}
+
+/// Waits until `registry`'s text holds every one of `lines`, and returns it.
+async fn metrics_with(registry: &Registry, lines: &[&str]) -> String {
+    let mut text = metrics::encode(registry);
+    for _ in 0..400 {
+        if lines.iter().all(|line| text.contains(line)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        text = metrics::encode(registry);
+    }
+    for line in lines {
+        assert!(text.contains(line), "{line:?} missing from\n{text}");
+    }
+    text
 }
 
 async fn wait_for(seen: &Arc<Mutex<Vec<i64>>>, n: usize) -> Vec<i64> {
@@ -183,7 +213,7 @@ async fn an_event_that_keeps_failing_is_dead_lettered_after_max_deliver_without_
         max_deliver: 3,
         ..fast()
     };
-    let (seen, running) = start_consumer(&js, &nats, config, move |fare| {
+    let (seen, running, registry) = start_metered(&js, &nats, config, move |fare| {
         if fare == 13 {
             tries.fetch_add(1, Ordering::SeqCst);
             return Err(Failure::Retry(anyhow::anyhow!("store unreachable")));
@@ -212,6 +242,161 @@ async fn an_event_that_keeps_failing_is_dead_lettered_after_max_deliver_without_
     );
     assert!(reasons[0].contains("store unreachable"), "{reasons:?}");
     assert_eq!(attempts.load(Ordering::SeqCst), 3, "bounded redelivery");
+    metrics_with(
+        &registry,
+        &[
+            "consumer_dead_letters_total{consumer=\"test\",reason=\"max_deliver\"} 1\n",
+            "consumer_dead_letters_total{consumer=\"test\",reason=\"permanent\"} 0\n",
+        ],
+    )
+    .await;
+    running.abort();
+}
+
+#[tokio::test]
+async fn the_consumer_metrics_count_deliveries_redeliveries_and_dead_letters_and_its_backlog_drains() {
+    // Arrange: seven messages wait; fare 3 can never be applied, the garbage
+    // is no event, and fare 6, the last, fails once before it succeeds (so
+    // nothing behind it is handed back, and only it is redelivered).
+    let (nats, js) = isolated_bus().await;
+    for fare in 1..=2 {
+        publish_event(&js, &nats, fare).await;
+    }
+    js.publish(
+        nats.subjects().event("call.requested", "garbage"),
+        "not protobuf".into(),
+    )
+    .await
+    .expect("publish")
+    .await
+    .expect("ack");
+    for fare in 3..=6 {
+        publish_event(&js, &nats, fare).await;
+    }
+    let failed_once = Arc::new(AtomicBool::new(false));
+    let config = ConsumerConfig {
+        info_poll_ms: 50,
+        ..fast()
+    };
+
+    // Act
+    let (seen, running, registry) = start_metered(&js, &nats, config, move |fare| match fare {
+        3 => Err(Failure::Poison(anyhow::anyhow!("cannot take 3"))),
+        6 if !failed_once.swap(true, Ordering::SeqCst) => {
+            Err(Failure::Retry(anyhow::anyhow!("store unreachable")))
+        }
+        _ => Ok(()),
+    });
+
+    // Assert
+    assert_eq!(wait_for(&seen, 5).await, [1, 2, 4, 5, 6]);
+    let text = metrics_with(
+        &registry,
+        &[
+            // 7 messages, fare 6 twice.
+            "consumer_deliveries_total{consumer=\"test\"} 8\n",
+            "consumer_redeliveries_total{consumer=\"test\"} 1\n",
+            "consumer_dead_letters_total{consumer=\"test\",reason=\"permanent\"} 1\n",
+            "consumer_dead_letters_total{consumer=\"test\",reason=\"undecodable\"} 1\n",
+            "consumer_dead_letters_total{consumer=\"test\",reason=\"max_deliver\"} 0\n",
+            // Every decoded delivery reached the handler: 6 events, fare 6 twice.
+            "consumer_handler_seconds_count{consumer=\"test\"} 7\n",
+            "consumer_pending{consumer=\"test\"} 0\n",
+            "consumer_ack_pending{consumer=\"test\"} 0\n",
+        ],
+    )
+    .await;
+    for (family, kind) in [
+        ("consumer_deliveries", "counter"),
+        ("consumer_redeliveries", "counter"),
+        ("consumer_dead_letters", "counter"),
+        ("consumer_handler_seconds", "histogram"),
+        ("consumer_pending", "gauge"),
+        ("consumer_ack_pending", "gauge"),
+    ] {
+        assert!(text.contains(&format!("# TYPE {family} {kind}\n")), "{text}");
+        assert!(text.contains(&format!("# HELP {family} ")), "{text}");
+    }
+    assert_eq!(dead_letter_count(&js, &nats).await, Some(2));
+    running.abort();
+}
+
+#[tokio::test]
+async fn the_consumer_reports_its_backlog_from_jetstream_and_outlives_failing_info_calls() {
+    // Arrange: a consumer that falls behind (its handler takes 200 ms an
+    // event, one at a time), on a NATS server of the test's own.
+    let mut server = testing::NatsServer::start().await.expect("nats-server");
+    let nats = server.config();
+    let js = stream::connect(&nats, "consumer-test").await.expect("nats");
+    stream::ensure_streams(&js, &nats).await.expect("streams");
+    for fare in 1..=5 {
+        publish_event(&js, &nats, fare).await;
+    }
+    let config = ConsumerConfig {
+        info_poll_ms: 50,
+        batch_size: 1,
+        ..fast()
+    };
+    let consumer = Consumer::new(
+        js.clone(),
+        nats.clone(),
+        "test",
+        nats.subjects().all_events(),
+        config,
+    );
+    let mut registry = Registry::default();
+    consumer.register_metrics(&mut registry);
+    let seen = Arc::new(Mutex::new(std::collections::BTreeSet::new()));
+    let handled = seen.clone();
+    let running = tokio::spawn(consumer.run(move |event| {
+        let handled = handled.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if let Some(Payload::CallRejected(rejected)) = event.payload {
+                handled.lock().expect("lock").insert(rejected.quoted_fare_krw);
+            }
+            Ok(())
+        }
+    }));
+
+    // Act and assert: the backlog shows while it lasts ...
+    let behind = |text: &str| {
+        text.lines()
+            .filter_map(|line| line.strip_prefix("consumer_pending{consumer=\"test\"} "))
+            .any(|value| value != "0")
+    };
+    let mut text = metrics::encode(&registry);
+    for _ in 0..100 {
+        if behind(&text) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        text = metrics::encode(&registry);
+    }
+    assert!(behind(&text), "{text}");
+    // ... the info calls fail while NATS is away ...
+    server.stop();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.resume().await.expect("nats back");
+    publish_event(&js, &nats, 6).await;
+
+    // ... and once it is back every event is handled and the backlog drains.
+    for _ in 0..400 {
+        if seen.lock().expect("lock").len() == 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let handled: Vec<_> = seen.lock().expect("lock").iter().copied().collect();
+    assert_eq!(handled, [1, 2, 3, 4, 5, 6]);
+    metrics_with(
+        &registry,
+        &[
+            "consumer_pending{consumer=\"test\"} 0\n",
+            "consumer_ack_pending{consumer=\"test\"} 0\n",
+        ],
+    )
+    .await;
     running.abort();
 }
 

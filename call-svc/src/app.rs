@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use outbox::Relay;
 use sqlx::PgPool;
 use svc_kit::identity::{Signer, Verifier};
+use svc_kit::metrics::{Registry, admin::AdminPort, rpc::RpcMetrics};
 use taxi_proto::{
     call::v1::call_service_server::CallServiceServer,
     dispatch::v1::dispatch_service_client::DispatchServiceClient,
@@ -29,6 +30,12 @@ const SERVICE_NAME: &str = <CallServiceServer<CallApi> as NamedService>::NAME;
 pub struct App {
     listener: TcpListener,
     local_addr: SocketAddr,
+    /// `GET /metrics`, served beside the gRPC port.
+    admin: AdminPort,
+    /// Every metric this process records.
+    registry: Arc<Registry>,
+    /// Recorded by the gRPC server for every call.
+    rpc: RpcMetrics,
     verifier: Arc<Verifier>,
     /// Probed for the health service.
     pool: PgPool,
@@ -52,6 +59,7 @@ impl App {
             .await
             .with_context(|| format!("cannot bind {}", config.listen_addr))?;
         let local_addr = listener.local_addr()?;
+        let admin = AdminPort::bind(&config.admin_addr).await?;
         let pool = svc_kit::db::connect(&config.database, store::SCHEMA, &store::MIGRATOR).await?;
         outbox::migrate(&pool).await?;
         let js = eventbus::stream::connect(&config.nats, "call-svc").await?;
@@ -72,9 +80,17 @@ impl App {
             &config,
         ));
         let api = CallApi::new(calls.clone());
+        let rpc = RpcMetrics::server();
+        let mut registry = Registry::default();
+        rpc.register(&mut registry);
+        svc_kit::db::register_metrics(&pool, &mut registry);
+        relay.register_metrics(&mut registry);
         Ok(Self {
             listener,
             local_addr,
+            admin,
+            registry: Arc::new(registry),
+            rpc,
             verifier,
             pool,
             api,
@@ -83,6 +99,16 @@ impl App {
             sweep_interval: Duration::from_millis(config.saga.sweep_interval_ms),
             health_interval: Duration::from_millis(config.health_interval_ms),
         })
+    }
+
+    /// The address of the admin port (`GET /metrics`).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin.local_addr()
+    }
+
+    /// Every metric this process records, as the admin port serves them.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.clone()
     }
 
     /// The address the service listens on (useful with port 0).
@@ -103,7 +129,7 @@ impl App {
             self.listener,
             Routes::new(CallServiceServer::new(self.api)),
             self.verifier,
-            svc_kit::metrics::rpc::RpcMetrics::server(),
+            self.rpc,
             &[SERVICE_NAME],
             self.health_interval,
             svc_kit::db::probe(&self.pool),
@@ -113,6 +139,7 @@ impl App {
             served = served => served,
             () = sweep::run(self.calls, self.sweep_interval) => anyhow::bail!("sweeper stopped"),
             () = self.relay.run() => anyhow::bail!("outbox relay stopped"),
+            served = self.admin.serve(self.registry) => served.and_then(|()| anyhow::bail!("admin port stopped")),
         }
     }
 }

@@ -16,6 +16,9 @@ use crate::domain::fare::FareTable;
 pub struct Config {
     /// Address to serve gRPC on; port 0 picks a free one.
     pub listen_addr: String,
+    /// Plain HTTP for operators: `GET /metrics` in Prometheus's text format
+    /// (`CALL_ADMIN_ADDR`); port 0 picks a free one.
+    pub admin_addr: String,
     pub database: DatabaseConfig,
     pub log: LogConfig,
     /// Whose identity tokens to believe: the gateway's for people, the
@@ -82,6 +85,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen_addr: "127.0.0.1:50051".into(),
+            admin_addr: "127.0.0.1:9101".into(),
             database: DatabaseConfig::default(),
             log: LogConfig::default(),
             trust: TrustConfig::default(),

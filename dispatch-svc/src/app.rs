@@ -12,6 +12,7 @@ use eventbus::consumer::Consumer;
 use outbox::Relay;
 use sqlx::PgPool;
 use svc_kit::identity::Verifier;
+use svc_kit::metrics::{Registry, admin::AdminPort, rpc::RpcMetrics};
 use taxi_proto::dispatch::v1::dispatch_service_server::{DispatchServiceServer, SERVICE_NAME};
 use tokio::{net::TcpListener, sync::watch};
 use tonic::service::Routes;
@@ -31,6 +32,12 @@ use crate::{
 pub struct App {
     listener: TcpListener,
     local_addr: SocketAddr,
+    /// `GET /metrics`, served beside the gRPC port.
+    admin: AdminPort,
+    /// Every metric this process records.
+    registry: Arc<Registry>,
+    /// Recorded by the gRPC server for every call.
+    rpc: RpcMetrics,
     verifier: Arc<Verifier>,
     pool: PgPool,
     health_interval: Duration,
@@ -54,6 +61,7 @@ impl App {
             .await
             .with_context(|| format!("cannot bind {}", config.listen_addr))?;
         let local_addr = listener.local_addr()?;
+        let admin = AdminPort::bind(&config.admin_addr).await?;
         let pool = svc_kit::db::connect(&config.database, store::SCHEMA, &store::MIGRATOR).await?;
         outbox::migrate(&pool).await?;
         let js = eventbus::stream::connect(&config.nats, "dispatch-svc").await?;
@@ -98,9 +106,18 @@ impl App {
         );
         let dispatcher = OfferDispatcher::new(dispatch.clone());
         let cleanup = OfferCleanup::new(dispatch, Duration::from_millis(config.offer_cleanup_interval_ms));
+        let rpc = RpcMetrics::server();
+        let mut registry = Registry::default();
+        rpc.register(&mut registry);
+        svc_kit::db::register_metrics(&pool, &mut registry);
+        relay.register_metrics(&mut registry);
+        offers_consumer.register_metrics(&mut registry);
         Ok(Self {
             listener,
             local_addr,
+            admin,
+            registry: Arc::new(registry),
+            rpc,
             verifier,
             pool,
             health_interval: Duration::from_millis(config.health_interval_ms),
@@ -111,6 +128,16 @@ impl App {
             dispatcher,
             cleanup,
         })
+    }
+
+    /// The address of the admin port (`GET /metrics`).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin.local_addr()
+    }
+
+    /// Every metric this process records, as the admin port serves them.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.clone()
     }
 
     /// The address the service listens on (useful with port 0).
@@ -129,6 +156,9 @@ impl App {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let Self {
             listener,
+            admin,
+            registry,
+            rpc,
             verifier,
             pool,
             health_interval,
@@ -149,7 +179,7 @@ impl App {
             listener,
             routes,
             verifier,
-            svc_kit::metrics::rpc::RpcMetrics::server(),
+            rpc,
             &[SERVICE_NAME],
             health_interval,
             svc_kit::db::probe(&pool),
@@ -162,6 +192,7 @@ impl App {
                 anyhow::bail!("offers consumer stopped")
             }
             () = cleanup.run() => anyhow::bail!("offer cleanup stopped"),
+            served = admin.serve(registry) => served.and_then(|()| anyhow::bail!("admin port stopped")),
         }
     }
 }

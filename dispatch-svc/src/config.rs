@@ -22,6 +22,9 @@ const MAX_OFFER_TTL_MS: u64 = 3_600_000;
 pub struct Config {
     /// Address to serve gRPC on; port 0 picks a free one.
     pub listen_addr: String,
+    /// Plain HTTP for operators: `GET /metrics` in Prometheus's text format
+    /// (`DISPATCH_ADMIN_ADDR`); port 0 picks a free one.
+    pub admin_addr: String,
     pub database: DatabaseConfig,
     pub log: LogConfig,
     /// Whose identity tokens to believe: the gateway's for people, the
@@ -59,6 +62,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen_addr: "127.0.0.1:50052".into(),
+            admin_addr: "127.0.0.1:9102".into(),
             database: DatabaseConfig::default(),
             log: LogConfig::default(),
             trust: TrustConfig::default(),

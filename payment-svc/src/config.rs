@@ -14,6 +14,9 @@ use svc_kit::{db::DatabaseConfig, telemetry::LogConfig};
 pub struct Config {
     /// Address to serve gRPC on; port 0 picks a free one.
     pub listen_addr: String,
+    /// Plain HTTP for operators: `GET /metrics` in Prometheus's text format
+    /// (`PAYMENT_ADMIN_ADDR`); port 0 picks a free one.
+    pub admin_addr: String,
     pub database: DatabaseConfig,
     pub log: LogConfig,
     /// Whose identity tokens to believe: the gateway's for people, the
@@ -36,6 +39,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen_addr: "127.0.0.1:50053".into(),
+            admin_addr: "127.0.0.1:9103".into(),
             database: DatabaseConfig::default(),
             log: LogConfig::default(),
             trust: TrustConfig::default(),

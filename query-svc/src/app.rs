@@ -7,6 +7,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::Context as _;
 use eventbus::consumer::Consumer;
 use svc_kit::identity::Verifier;
+use svc_kit::metrics::{Registry, admin::AdminPort, rpc::RpcMetrics};
 use taxi_proto::query::v1::query_service_server::QueryServiceServer;
 use tokio::{net::TcpListener, sync::watch};
 use tonic::{server::NamedService, service::Routes};
@@ -31,6 +32,12 @@ const SERVICE_NAME: &str = <QueryServiceServer<QueryApi> as NamedService>::NAME;
 pub struct App {
     listener: TcpListener,
     local_addr: SocketAddr,
+    /// `GET /metrics`, served beside the gRPC port.
+    admin: AdminPort,
+    /// Every metric this process records.
+    registry: Arc<Registry>,
+    /// Recorded by the gRPC server for every call.
+    rpc: RpcMetrics,
     verifier: Arc<Verifier>,
     /// Kept for the health probe.
     store: Store,
@@ -54,6 +61,7 @@ impl App {
             .await
             .with_context(|| format!("cannot bind {}", config.listen_addr))?;
         let local_addr = listener.local_addr()?;
+        let admin = AdminPort::bind(&config.admin_addr).await?;
         let (store, client) = Store::connect(&config.redis).await?;
         let (hub, notifier) = Hub::connect(
             client,
@@ -76,9 +84,16 @@ impl App {
         let retry_budget = Duration::from_millis(config.consumer.ack_wait_ms / 3);
         let projector = Arc::new(Projector::new(store.clone(), retry_budget));
         let consumer = projector::consumer(js, config.nats.clone(), config.consumer.clone());
+        let rpc = RpcMetrics::server();
+        let mut registry = Registry::default();
+        rpc.register(&mut registry);
+        consumer.register_metrics(&mut registry);
         Ok(Self {
             listener,
             local_addr,
+            admin,
+            registry: Arc::new(registry),
+            rpc,
             verifier,
             store,
             api,
@@ -88,6 +103,16 @@ impl App {
             stopping,
             health_interval: Duration::from_millis(config.health_interval_ms),
         })
+    }
+
+    /// The address of the admin port (`GET /metrics`).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin.local_addr()
+    }
+
+    /// Every metric this process records, as the admin port serves them.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.clone()
     }
 
     /// The address the service listens on (useful with port 0).
@@ -117,7 +142,7 @@ impl App {
             self.listener,
             Routes::new(QueryServiceServer::new(self.api)),
             self.verifier,
-            svc_kit::metrics::rpc::RpcMetrics::server(),
+            self.rpc,
             &[SERVICE_NAME],
             self.health_interval,
             probe,
@@ -127,6 +152,7 @@ impl App {
             served = served => served,
             () = self.projector.run(self.consumer) => anyhow::bail!("projector stopped"),
             () = self.hub.run() => anyhow::bail!("change notification hub stopped"),
+            served = self.admin.serve(self.registry) => served.and_then(|()| anyhow::bail!("admin port stopped")),
         }
     }
 }

@@ -12,6 +12,9 @@ use svc_kit::{identity::TrustConfig, secret::SecretUrl, telemetry::LogConfig};
 pub struct Config {
     /// Address to serve gRPC on; port 0 picks a free one.
     pub listen_addr: String,
+    /// Plain HTTP for operators: `GET /metrics` in Prometheus's text format
+    /// (`QUERY_ADMIN_ADDR`); port 0 picks a free one.
+    pub admin_addr: String,
     pub redis: RedisConfig,
     pub nats: NatsConfig,
     /// Tuning of the projector's durable consumer.
@@ -57,6 +60,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen_addr: "127.0.0.1:50054".into(),
+            admin_addr: "127.0.0.1:9104".into(),
             redis: RedisConfig::default(),
             nats: NatsConfig::default(),
             consumer: ConsumerConfig::default(),

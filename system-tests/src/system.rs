@@ -41,6 +41,8 @@ pub struct System {
     pub dispatch: Option<RunningService>,
     pub payment: Option<RunningService>,
     pub query: Option<RunningService>,
+    /// Each service's admin port (`GET /metrics`), by name, as last started.
+    pub admin: std::collections::BTreeMap<&'static str, std::net::SocketAddr>,
 }
 
 /// How query-svc is started.
@@ -70,6 +72,7 @@ impl Default for QuerySettings {
 pub fn test_call_config() -> call_svc::Config {
     let mut config = call_svc::Config {
         listen_addr: "127.0.0.1:0".into(),
+        admin_addr: "127.0.0.1:0".into(),
         trust: svc_kit::testing::trust(),
         identity: svc_kit::testing::service_signer(),
         ..Default::default()
@@ -149,6 +152,7 @@ impl SystemBuilder {
             dispatch: None,
             payment: None,
             query: None,
+            admin: Default::default(),
         };
         system.start_dispatch().await;
         system.start_payment().await;
@@ -184,6 +188,7 @@ impl System {
     pub async fn start_dispatch(&mut self) {
         let config = dispatch_svc::Config {
             listen_addr: "127.0.0.1:0".into(),
+            admin_addr: "127.0.0.1:0".into(),
             trust: svc_kit::testing::trust(),
             database: self.database(),
             nats: self.nats.clone(),
@@ -192,6 +197,7 @@ impl System {
         let app = dispatch_svc::App::build(config)
             .await
             .expect("build dispatch-svc");
+        self.admin.insert("dispatch-svc", app.admin_addr());
         self.dispatch = Some(RunningService::start(app.local_addr(), |stop| {
             app.run_until_stopped(stop)
         }));
@@ -200,12 +206,14 @@ impl System {
     pub async fn start_payment(&mut self) {
         let config = payment_svc::Config {
             listen_addr: self.payment_listen_addr.clone(),
+            admin_addr: "127.0.0.1:0".into(),
             trust: svc_kit::testing::trust(),
             database: self.database(),
             nats: self.nats.clone(),
             ..Default::default()
         };
         let app = payment_svc::App::build(config).await.expect("build payment-svc");
+        self.admin.insert("payment-svc", app.admin_addr());
         self.payment = Some(RunningService::start(app.local_addr(), |stop| {
             app.run_until_stopped(stop)
         }));
@@ -246,6 +254,7 @@ impl System {
         }
         self.call_config = config.clone();
         let app = call_svc::App::build(config).await.expect("build call-svc");
+        self.admin.insert("call-svc", app.admin_addr());
         self.call = Some(RunningService::start(app.local_addr(), |stop| {
             app.run_until_stopped(stop)
         }));
@@ -258,6 +267,7 @@ impl System {
         let settings = &self.query_settings;
         let mut config = query_svc::Config {
             listen_addr: settings.listen_addr.clone(),
+            admin_addr: "127.0.0.1:0".into(),
             trust: svc_kit::testing::trust(),
             nats: self.nats.clone(),
             read_your_writes_timeout_ms: settings.read_your_writes_timeout_ms,
@@ -267,6 +277,7 @@ impl System {
         config.redis.key_prefix = self.redis_prefix.clone();
         config.consumer.retry_delay_ms = 100;
         let app = query_svc::App::build(config).await.expect("build query-svc");
+        self.admin.insert("query-svc", app.admin_addr());
         self.query_settings.listen_addr = app.local_addr().to_string();
         self.query = Some(RunningService::start(app.local_addr(), |stop| {
             app.run_until_stopped(stop)

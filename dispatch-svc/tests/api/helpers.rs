@@ -64,6 +64,7 @@ pub(crate) async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp 
         .expect("a fresh test database");
     let mut config = Config {
         listen_addr: "127.0.0.1:0".into(),
+        admin_addr: "127.0.0.1:0".into(),
         trust: svc_kit::testing::trust(),
         nats: eventbus::testing::isolated(),
         database: DatabaseConfig {

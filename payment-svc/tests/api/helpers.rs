@@ -55,6 +55,7 @@ pub(crate) async fn spawn_app_configured(
         .expect("PostgreSQL at 127.0.0.1:5432 accepts user postgres");
     let mut config = Config {
         listen_addr: "127.0.0.1:0".into(),
+        admin_addr: "127.0.0.1:0".into(),
         trust: svc_kit::testing::trust(),
         nats: eventbus::testing::isolated(),
         database: DatabaseConfig {

@@ -38,6 +38,7 @@ pub fn test_config() -> Config {
     let id = Uuid::new_v4();
     let mut config = Config {
         listen_addr: "127.0.0.1:0".into(),
+        admin_addr: "127.0.0.1:0".into(),
         trust: svc_kit::testing::trust(),
         redis: RedisConfig {
             key_prefix: format!("test:{id}"),

@@ -9,6 +9,7 @@ mod helpers;
 mod accept;
 mod cancel;
 mod effects;
+mod metrics;
 mod offers;
 mod permissions;
 mod read_side;

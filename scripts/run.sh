@@ -91,6 +91,7 @@ wait_serving query-svc 50054
 wait_serving gateway-grpc-web 8080
 echo "logs: .run/logs/   walk-through: scripts/walkthrough.sh (or the README)"
 echo "the app: http://127.0.0.1:8081"
+echo "metrics: http://127.0.0.1:{9101,9102,9103,9104}/metrics (call, dispatch, payment, query) and http://127.0.0.1:8081/metrics (gateway)"
 
 if [ -n "$detach" ]; then
   echo "running in the background; stop with scripts/stop.sh"

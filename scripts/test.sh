@@ -29,6 +29,15 @@ walk=$(bash scripts/walkthrough.sh)
 echo "$walk" | grep -q '"netPaidKrw": "12800"' || { echo "$walk"; echo "walk-through did not settle the trip" >&2; exit 1; }
 echo "$walk" | sed -n '/== 8/,/== 9/p' | grep -q CALL_STATUS_COMPLETED ||
   { echo "$walk"; echo "the mypage view did not reach COMPLETED" >&2; exit 1; }
+# What an operator's Prometheus would scrape: every admin port answers, and
+# the trip just made shows in each service's own figures.
+for check in "9101 RequestCall" "9102 AssignDriver" "9103 ChargeAdvance" "9104 GetCallView" "8081 RequestCall"; do
+  read -r port method <<<"$check"
+  metrics=$(curl -fsS "http://127.0.0.1:$port/metrics")
+  grep -q "grpc_server_handled_total{.*grpc_method=\"$method\".*grpc_code=\"OK\"" <<<"$metrics" ||
+    { echo "$metrics"; echo "the metrics on port $port do not show an answered $method" >&2; exit 1; }
+done
+echo "metrics: every admin port shows the trip"
 
 echo "== browser: the web app against the running system, in headless Chromium"
 if [ ! -x /usr/bin/chromium ]; then

@@ -7,7 +7,9 @@
 //!   start, complete, cancel, get), which drive dispatch-svc and payment-svc
 //!   and commit each change with its event; the effects owed to them and
 //!   their retries; and the sweep that expires unaccepted calls and finishes
-//!   sagas a crash left half-way, with the loop that repeats it.
+//!   sagas a crash left half-way, with the loop that repeats it; and the
+//!   saga's metrics ([`SagaMetrics`](service::SagaMetrics), registered by
+//!   [`Calls::register_metrics`](service::Calls::register_metrics)).
 //! - [`store`]: the [`Store`](store::Store) over PostgreSQL schema `call`
 //!   (calls, rejected requests, the effects' schedule and leases); the only
 //!   other spelling of a status is its text column there.

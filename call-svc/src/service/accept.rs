@@ -4,15 +4,17 @@
 //! steps taken; a transient failure leaves the claim for the sweeper to
 //! finish or undo.
 
+use std::time::Instant;
 use taxi_proto::{
     dispatch::v1::AssignDriverRequest,
     payment::v1::{ChargeAdvanceRequest, EntryStatus},
 };
+
 use uuid::Uuid;
 
-use super::{Calls, is_transient};
+use super::{Calls, is_transient, metrics::AcceptStep};
 use crate::{
-    domain::{Applied, Call},
+    domain::{Applied, Call, TransitionError},
     error::CallError,
     events,
 };
@@ -21,6 +23,18 @@ impl Calls {
     /// A driver accepts a call. Exactly one driver can hold the claim; the
     /// claimant assigns themself, then pays the advance, then commits.
     pub async fn accept_call(&self, driver: Uuid, call_id: Uuid) -> Result<Call, CallError> {
+        let started = Instant::now();
+        let claimed = self.claim(driver, call_id).await;
+        self.metrics.accept_step(AcceptStep::Claim, started.elapsed());
+        match claimed? {
+            (call, Applied::Changed) => self.drive_accept(call, driver).await,
+            (call, Applied::AlreadyDone) => Ok(call),
+        }
+    }
+
+    /// The claim step: the call with the driver's claim committed, or as it
+    /// is when this driver's accept had already finished (a retry).
+    async fn claim(&self, driver: Uuid, call_id: Uuid) -> Result<(Call, Applied), CallError> {
         let mut tx = self.store.begin().await?;
         let mut call = self
             .store
@@ -28,11 +42,11 @@ impl Calls {
             .await?
             .ok_or(CallError::NotFound(call_id))?;
         if call.claim(driver, svc_kit::clock::now())? == Applied::AlreadyDone {
-            return Ok(call);
+            return Ok((call, Applied::AlreadyDone));
         }
         self.store.update(&mut tx, &call).await?;
         tx.commit().await?;
-        self.drive_accept(call, driver).await
+        Ok((call, Applied::Changed))
     }
 
     /// Runs the remote steps of an accept the driver has claimed, and commits
@@ -43,12 +57,14 @@ impl Calls {
             driver_id: driver.to_string(),
             taxi_type: call.taxi_type.into(),
         };
-        if let Err(status) = self
+        let started = Instant::now();
+        let assigned = self
             .dispatch
             .clone()
             .assign_driver(self.signer.service_request(assign))
-            .await
-        {
+            .await;
+        self.metrics.accept_step(AcceptStep::Assign, started.elapsed());
+        if let Err(status) = assigned {
             if is_transient(&status) {
                 return Err(CallError::BackendUnavailable(
                     "dispatch is unavailable; the accept will be completed or undone shortly".into(),
@@ -69,12 +85,14 @@ impl Calls {
             payment_method: call.payment_method.clone(),
             idempotency_key: format!("{}/advance", call.id),
         };
-        let entry = match self
+        let started = Instant::now();
+        let charged = self
             .payment
             .clone()
             .charge_advance(self.signer.service_request(charge))
-            .await
-        {
+            .await;
+        self.metrics.accept_step(AcceptStep::Charge, started.elapsed());
+        let entry = match charged {
             Ok(response) => response
                 .into_inner()
                 .entry
@@ -93,15 +111,49 @@ impl Calls {
         };
 
         let approved = entry.status() == EntryStatus::Approved;
+        let started = Instant::now();
+        let committed = self
+            .commit_accept(call.id, driver, approved, entry.amount_krw)
+            .await;
+        self.metrics.accept_step(AcceptStep::Commit, started.elapsed());
+        let (call, outcome) = committed?;
+        self.perform_effects(&call).await;
+        match outcome {
+            Ok(()) if approved => {
+                tracing::info!(call_id = %call.id, %driver, "call accepted");
+                Ok(call)
+            }
+            Ok(()) => {
+                tracing::info!(call_id = %call.id, "advance declined; call canceled");
+                Err(CallError::FailedPrecondition(
+                    "the advance payment was declined; the call is canceled".into(),
+                ))
+            }
+            Err(refused) => Err(refused.into()),
+        }
+    }
+
+    /// The commit step: ACCEPTED after an approved advance, CANCELED after a
+    /// declined one, or, when the call changed meanwhile (the customer
+    /// canceled first), the claim abandoned so that its steps are undone
+    /// (the refusal is returned beside the call). The caller performs the
+    /// effects the call owes.
+    async fn commit_accept(
+        &self,
+        call_id: Uuid,
+        driver: Uuid,
+        approved: bool,
+        advance_krw: i64,
+    ) -> Result<(Call, Result<(), TransitionError>), CallError> {
         let now = svc_kit::clock::now();
         let mut tx = self.store.begin().await?;
         let mut call = self
             .store
-            .lock(&mut tx, call.id)
+            .lock(&mut tx, call_id)
             .await?
-            .ok_or(CallError::NotFound(call.id))?;
+            .ok_or(CallError::NotFound(call_id))?;
         let applied = if approved {
-            call.accept(driver, entry.amount_krw, now)
+            call.accept(driver, advance_krw, now)
         } else {
             call.decline_payment(driver, now)
         };
@@ -110,16 +162,8 @@ impl Calls {
                 self.store.update(&mut tx, &call).await?;
                 outbox::append(&mut tx, &events::transition(&call, now)).await?;
                 tx.commit().await?;
-                self.perform_effects(&call).await;
-                if approved {
-                    tracing::info!(call_id = %call.id, %driver, "call accepted");
-                    Ok(call)
-                } else {
-                    tracing::info!(call_id = %call.id, "advance declined; call canceled");
-                    Err(CallError::FailedPrecondition(
-                        "the advance payment was declined; the call is canceled".into(),
-                    ))
-                }
+                self.metrics.committed(&call);
+                Ok((call, Ok(())))
             }
             Err(refused) => {
                 // The call changed while we were accepting it (the customer
@@ -127,8 +171,7 @@ impl Calls {
                 call.abandon_claim(driver);
                 self.store.update(&mut tx, &call).await?;
                 tx.commit().await?;
-                self.perform_effects(&call).await;
-                Err(refused.into())
+                Ok((call, Err(refused)))
             }
         }
     }

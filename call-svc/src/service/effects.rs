@@ -11,7 +11,7 @@ use taxi_proto::{
 use tonic::Status;
 use uuid::Uuid;
 
-use super::Calls;
+use super::{Calls, metrics::Effect};
 use crate::domain::{Call, Effects};
 
 /// Retries of owed effects after which every further failure is logged as an
@@ -78,6 +78,12 @@ impl Calls {
             }
         };
         let (settled, released) = tokio::join!(settle, release);
+        if effects.settle_krw.is_some() {
+            self.metrics.effect_attempted(Effect::Settle, settled.is_ok());
+        }
+        if effects.release_driver.is_some() {
+            self.metrics.effect_attempted(Effect::Release, released.is_ok());
+        }
         let done = Effects {
             settle_krw: settled.as_ref().ok().copied().flatten(),
             release_driver: released.as_ref().ok().copied().flatten(),

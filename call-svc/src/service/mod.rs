@@ -22,7 +22,10 @@
 //! - `cancel`: CancelCall;
 //! - `effects`: performing the owed effects and scheduling their retries;
 //! - [`sweep`]: one sweep round (expiry, unfinished accepts, owed effects)
-//!   and [`sweep::run`], the loop that repeats it.
+//!   and [`sweep::run`], the loop that repeats it;
+//! - [`metrics`]: the saga's Prometheus families ([`SagaMetrics`]), which
+//!   the use cases record into right after their commits and which
+//!   [`Calls::register_metrics`] registers.
 //!
 //! This file holds the struct, GetCall and the helpers the use cases share
 //! (applying a change to a locked call).
@@ -32,11 +35,14 @@
 mod accept;
 mod cancel;
 mod effects;
+pub mod metrics;
 mod request;
 pub mod sweep;
 mod trip;
 
 use std::time::Duration;
+
+pub use metrics::SagaMetrics;
 
 use chrono::{DateTime, Utc};
 use svc_kit::{
@@ -44,6 +50,7 @@ use svc_kit::{
     breaker::CircuitBreaker,
     failure::FailureKind,
     identity::{Caller, Signer},
+    metrics::Registry,
 };
 use taxi_proto::{
     dispatch::v1::dispatch_service_client::DispatchServiceClient,
@@ -72,6 +79,7 @@ pub struct Calls {
     saga: SagaConfig,
     /// When the sweeper next retries effects that failed.
     effect_retry: Backoff,
+    metrics: SagaMetrics,
 }
 
 impl Calls {
@@ -97,7 +105,14 @@ impl Calls {
                 Duration::from_millis(config.saga.effect_retry_base_ms),
                 Duration::from_millis(config.saga.effect_retry_max_ms),
             ),
+            metrics: SagaMetrics::default(),
         }
+    }
+
+    /// Registers the saga's metrics (see [`metrics`]) in `registry`. Once
+    /// per registry.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        self.metrics.register(registry);
     }
 
     /// Reads a call: its customer, its driver (or any driver while it is still
@@ -158,6 +173,7 @@ impl Calls {
             self.store.update(&mut tx, &call).await?;
             outbox::append(&mut tx, &events::transition(&call, now)).await?;
             tx.commit().await?;
+            self.metrics.committed(&call);
             tracing::info!(call_id = %call.id, status = %call.status, version = call.version, "call changed");
         }
         self.perform_effects(&call).await;

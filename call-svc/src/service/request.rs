@@ -57,6 +57,9 @@ impl Calls {
                     outbox::append(&mut tx, &events::rejected(id, &request, quote, now)).await?;
                 }
                 tx.commit().await?;
+                if rejection.is_new {
+                    self.metrics.rejected();
+                }
                 tracing::info!(call_id = %rejection.call_id, retry = !rejection.is_new, "no taxi available; call rejected");
                 return Err(CallError::FailedPrecondition(format!(
                     "no {} taxi is available near the pickup",
@@ -79,6 +82,7 @@ impl Calls {
         }
         outbox::append(&mut tx, &events::transition(&call, now)).await?;
         tx.commit().await?;
+        self.metrics.requested();
         tracing::info!(call_id = %call.id, availability_unchecked, "call requested");
         Ok(call)
     }

@@ -47,7 +47,10 @@ impl Calls {
         stream::iter(claims)
             .for_each_concurrent(SWEEP_CONCURRENCY, |call| async move {
                 match self.store.take_claim_lease(&call, svc_kit::clock::now()).await {
-                    Ok(true) => self.recover_claim(call).await,
+                    Ok(true) => {
+                        self.metrics.stale_claim_recovered();
+                        self.recover_claim(call).await;
+                    }
                     Ok(false) => {}
                     Err(error) => {
                         tracing::warn!(call_id = %call.id, error = ?error, "cannot lease the claim")
@@ -75,6 +78,9 @@ impl Calls {
                 }
             })
             .await;
+        // Counted after this round's attempts, in the table, so that every
+        // replica reports the same, true backlog.
+        self.metrics.effects_owed(self.store.effects_owed().await?);
         Ok(())
     }
 
@@ -82,14 +88,19 @@ impl Calls {
         let cutoff = now - chrono::Duration::milliseconds(i64::try_from(self.saga.expire_after_ms)?);
         let mut tx = self.store.begin().await?;
         let calls = self.store.expire_candidates(&mut tx, cutoff, SWEEP_BATCH).await?;
+        let mut expired = Vec::new();
         for mut call in calls {
             if call.cancel(CancelReason::Expired, 0, now)? == Applied::Changed {
                 self.store.update(&mut tx, &call).await?;
                 outbox::append(&mut tx, &events::transition(&call, now)).await?;
                 tracing::info!(call_id = %call.id, "call expired");
+                expired.push(call);
             }
         }
         tx.commit().await?;
+        for call in &expired {
+            self.metrics.committed(call);
+        }
         Ok(())
     }
 

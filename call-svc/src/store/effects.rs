@@ -43,6 +43,18 @@ impl Store {
         .context("find owed effects")
     }
 
+    /// How many effects committed calls still owe (a call owing both a
+    /// settlement and a release counts twice), due or not.
+    pub async fn effects_owed(&self) -> anyhow::Result<i64> {
+        sqlx::query_scalar(
+            "SELECT count(effect_settle_krw) + count(effect_release_driver) FROM calls
+             WHERE effect_settle_krw IS NOT NULL OR effect_release_driver IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .context("count owed effects")
+    }
+
     /// Takes the lease on a call's owed effects if they are still due (see
     /// [`Store::effects_due`]), counting the attempt, so that one sweeper (of possibly
     /// several replicas) attempts them until `until`; `None` when they are not

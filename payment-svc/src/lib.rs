@@ -4,7 +4,9 @@
 //! - [`domain`]: entries and the ledger's arithmetic (net paid, settlement); no I/O.
 //! - [`service`]: the use cases ([`Payments`](service::Payments): charge,
 //!   settle, refund, read the ledger) and the crash-safe pending → provider
-//!   → outcome protocol they share.
+//!   → outcome protocol they share, and the business figures they record
+//!   ([`PaymentMetrics`](service::PaymentMetrics), registered by
+//!   [`Payments::register_metrics`](service::Payments::register_metrics)).
 //! - [`provider`]: the card processor behind the ledger, as a trait, and the
 //!   simulated provider. It is an outbound adapter (I/O to a third party),
 //!   so it is neither a use case nor storage; it sits at the top level

@@ -19,9 +19,12 @@
 //! Step 1 differs per command and lives with it: `charge` (ChargeAdvance),
 //! `settle` (SettleFinal) and `refund` (Refund), each an `impl Payments`
 //! block. This file holds [`Payments`], the ledger read, and steps 2 and 3,
-//! which every command shares.
+//! which every command shares. [`metrics`] holds the business figures
+//! ([`PaymentMetrics`]) the commands record right after their commits, which
+//! [`Payments::register_metrics`] registers.
 
 mod charge;
+pub mod metrics;
 mod refund;
 mod settle;
 
@@ -29,10 +32,12 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::{Context as _, anyhow};
 use sqlx::PgConnection;
+use svc_kit::metrics::Registry;
 use taxi_proto::events::v1::event_envelope::Payload;
 use uuid::Uuid;
 
 pub use charge::ChargeAdvance;
+pub use metrics::PaymentMetrics;
 pub use refund::Refund;
 pub use settle::SettleFinal;
 
@@ -57,6 +62,7 @@ pub struct Payments {
     store: Store,
     provider: Arc<dyn PaymentProvider>,
     provider_timeout: Duration,
+    metrics: PaymentMetrics,
 }
 
 impl Payments {
@@ -65,7 +71,14 @@ impl Payments {
             store,
             provider,
             provider_timeout,
+            metrics: PaymentMetrics::default(),
         }
+    }
+
+    /// Registers the ledger's business figures (see [`metrics`]) in
+    /// `registry`. Once per registry.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        self.metrics.register(registry);
     }
 
     /// Every entry of a call, oldest first.
@@ -78,7 +91,10 @@ impl Payments {
         if entry.status != EntryStatus::Pending {
             return Ok(entry);
         }
-        let (status, reference) = match self.ask_provider(&entry).await? {
+        let outcome = self.ask_provider(&entry).await.inspect_err(|_| {
+            self.metrics.provider_unavailable(&entry);
+        })?;
+        let (status, reference) = match outcome {
             Outcome::Approved { reference } => (EntryStatus::Approved, reference),
             Outcome::Declined { reason } => (EntryStatus::Declined, reason),
         };
@@ -103,6 +119,7 @@ impl Payments {
             self.append_event(&mut tx, finished.call_id, event).await?;
         }
         tx.commit().await?;
+        self.metrics.finished(&finished);
         tracing::info!(
             entry_id = %finished.entry_id,
             kind = finished.kind.as_str(),

@@ -37,6 +37,8 @@ impl Payments {
 
         let mut tx = self.store.begin().await?;
         self.lock(&mut tx, cmd.call_id, &cmd.idempotency_key).await?;
+        // A new settlement that moves no money is complete at this commit.
+        let mut complete_now = false;
         let entry = match self
             .store
             .settlement_by_key(&mut tx, &cmd.idempotency_key)
@@ -60,10 +62,15 @@ impl Payments {
                 {
                     return Err(PaymentError::KeyReused);
                 }
-                self.begin_settlement(&mut tx, &cmd).await?
+                let entry = self.begin_settlement(&mut tx, &cmd).await?;
+                complete_now = entry.is_none();
+                entry
             }
         };
         tx.commit().await?;
+        if complete_now {
+            self.metrics.settled(cmd.final_amount_krw);
+        }
 
         let entry = match entry {
             Some(entry) => Some(self.complete(entry).await?),

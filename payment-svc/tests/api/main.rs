@@ -4,6 +4,7 @@ mod access;
 mod advance;
 mod health;
 mod helpers;
+mod metrics;
 mod outage;
 mod refund;
 mod settle;

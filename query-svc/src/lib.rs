@@ -9,7 +9,8 @@
 //!   generations, and the change notifications over one pub/sub connection
 //!   fanned out to watchers (see its docs for the keys).
 //! - [`events`]: the event stream: the projector (the durable consumer
-//!   applying events to Redis) and the ordered replay a rebuild reads.
+//!   applying events to Redis, with its projection-lag metrics) and the
+//!   ordered replay a rebuild reads.
 //! - [`grpc`]: the `taxi.query.v1.QueryService` API and its conversions.
 //! - [`app`]: builds everything and runs the service, and the one-shot
 //!   [`rebuild`](fn@rebuild); [`config`]: its settings; [`error`]: its error

@@ -2,7 +2,9 @@
 //!
 //! - [`projector`]: the durable JetStream consumer that applies each domain
 //!   event to the active generation of the read models, retrying Redis for a
-//!   while before handing an event back.
+//!   while before handing an event back; its metrics (projection lag,
+//!   events applied by type and skipped) are registered by
+//!   [`Projector::register_metrics`](projector::Projector::register_metrics).
 //! - `replay`: reading a range of the stream in order, for a rebuild, without
 //!   disturbing the projector.
 //!

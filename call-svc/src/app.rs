@@ -70,8 +70,9 @@ impl App {
             store::SCHEMA,
             config.relay.clone(),
         );
-        let dispatch = DispatchServiceClient::new(config.dispatch.channel()?);
-        let payment = PaymentServiceClient::new(config.payment.channel()?);
+        let client_rpc = RpcMetrics::client();
+        let dispatch = DispatchServiceClient::new(client_rpc.wrap(config.dispatch.channel()?));
+        let payment = PaymentServiceClient::new(client_rpc.wrap(config.payment.channel()?));
         let calls = Arc::new(Calls::new(
             Store::new(pool.clone()),
             dispatch,
@@ -83,8 +84,10 @@ impl App {
         let rpc = RpcMetrics::server();
         let mut registry = Registry::default();
         rpc.register(&mut registry);
+        client_rpc.register(&mut registry);
         svc_kit::db::register_metrics(&pool, &mut registry);
         relay.register_metrics(&mut registry);
+        calls.register_metrics(&mut registry);
         Ok(Self {
             listener,
             local_addr,

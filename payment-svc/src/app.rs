@@ -76,12 +76,13 @@ impl App {
             provider,
             Duration::from_millis(config.provider_timeout_ms),
         ));
-        let api = PaymentApi::new(payments, config.max_amount_krw);
         let rpc = RpcMetrics::server();
         let mut registry = Registry::default();
         rpc.register(&mut registry);
         svc_kit::db::register_metrics(&pool, &mut registry);
         relay.register_metrics(&mut registry);
+        payments.register_metrics(&mut registry);
+        let api = PaymentApi::new(payments, config.max_amount_krw);
         Ok(Self {
             listener,
             local_addr,

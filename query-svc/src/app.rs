@@ -88,6 +88,7 @@ impl App {
         let mut registry = Registry::default();
         rpc.register(&mut registry);
         consumer.register_metrics(&mut registry);
+        projector.register_metrics(&mut registry);
         Ok(Self {
             listener,
             local_addr,

@@ -305,8 +305,12 @@ impl System {
         )
         .await
         .expect("connect call-svc's schema");
-        let dispatch = DispatchServiceClient::new(config.dispatch.channel().expect("dispatch channel"));
-        let payment = PaymentServiceClient::new(config.payment.channel().expect("payment channel"));
+        // A replica's own client metrics, which no test reads.
+        let metrics = svc_kit::metrics::rpc::RpcMetrics::client();
+        let dispatch =
+            DispatchServiceClient::new(metrics.wrap(config.dispatch.channel().expect("dispatch channel")));
+        let payment =
+            PaymentServiceClient::new(metrics.wrap(config.payment.channel().expect("payment channel")));
         let signer =
             svc_kit::identity::Signer::from_config("call-svc", &config.identity).expect("the signing key");
         let store = call_svc::store::Store::new(pool);

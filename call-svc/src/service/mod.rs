@@ -67,11 +67,15 @@ use crate::{
     store::Store,
 };
 
+/// A channel to dispatch-svc or payment-svc, its calls counted in the client
+/// RPC metrics.
+pub type Upstream = svc_kit::metrics::rpc::Metered<Channel>;
+
 /// call-svc's use cases, shared by the gRPC API and the sweeper.
 pub struct Calls {
     store: Store,
-    dispatch: DispatchServiceClient<Channel>,
-    payment: PaymentServiceClient<Channel>,
+    dispatch: DispatchServiceClient<Upstream>,
+    payment: PaymentServiceClient<Upstream>,
     /// Signs call-svc's own identity on its calls to dispatch and payment.
     signer: Signer,
     dispatch_breaker: CircuitBreaker,
@@ -85,8 +89,8 @@ pub struct Calls {
 impl Calls {
     pub fn new(
         store: Store,
-        dispatch: DispatchServiceClient<Channel>,
-        payment: PaymentServiceClient<Channel>,
+        dispatch: DispatchServiceClient<Upstream>,
+        payment: PaymentServiceClient<Upstream>,
         signer: Signer,
         config: &Config,
     ) -> Self {

@@ -69,7 +69,7 @@ async fn after_one_trip_every_admin_port_shows_its_calls_events_and_pool() {
     let call = system.request_call(customer).await;
     accept(&calls, driver, &call.call_id).await.expect("accept");
     start(&calls, driver, &call.call_id).await.expect("start");
-    complete(&calls, driver, &call.call_id, 12_000)
+    let completed = complete(&calls, driver, &call.call_id, 12_000)
         .await
         .expect("complete");
     let read = GetCallViewRequest {
@@ -123,6 +123,56 @@ async fn after_one_trip_every_admin_port_shows_its_calls_events_and_pool() {
     assert_eq!(
         handled(&query, "taxi.query.v1.QueryService", "GetCallView", "OK"),
         1.0
+    );
+
+    // call-svc's own calls to its backends, and the saga's figures.
+    for method in ["CheckAvailability", "AssignDriver", "ChargeAdvance"] {
+        let calls = value(
+            &call_svc,
+            "grpc_client_handled_total",
+            &[("grpc_method", method), ("grpc_code", "OK")],
+        );
+        assert_eq!(calls, 1.0, "call-svc's {method} calls");
+    }
+    assert_eq!(value(&call_svc, "saga_calls_requested_total", &[]), 1.0);
+    assert_eq!(
+        value(
+            &call_svc,
+            "saga_calls_finished_total",
+            &[("outcome", "completed")]
+        ),
+        1.0
+    );
+    assert_eq!(value(&call_svc, "saga_calls_canceled_total", &[]), 0.0);
+    assert_eq!(
+        value(&call_svc, "saga_accept_step_seconds_count", &[("step", "charge")]),
+        1.0
+    );
+    // The money: the final fare settled once, nothing refunded or declined.
+    assert_eq!(
+        value(&payment, "payment_settled_krw_total", &[]),
+        completed.final_fare_krw as f64
+    );
+    assert_eq!(value(&payment, "payment_declined_total", &[]), 0.0);
+    // The read side: the trip's events projected, each with its lag.
+    let query = poll(
+        PATIENCE,
+        || scrape(admin("query-svc")),
+        |text| value(text, "projection_events_applied_total", &[]) >= 4.0,
+    )
+    .await;
+    assert!(
+        value(&query, "projection_lag_seconds_count", &[]) >= 4.0,
+        "{query}"
+    );
+    assert_eq!(
+        value(
+            &query,
+            "projection_events_applied_total",
+            &[("event_type", "call.trip_completed")]
+        ),
+        1.0,
+        "{query}"
     );
 
     // Every write service published what it committed: call-svc the trip's

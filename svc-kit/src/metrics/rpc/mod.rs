@@ -190,6 +190,12 @@ impl RpcMetrics {
             metrics: self.clone(),
         }
     }
+
+    /// `service` with every call through it recorded here; for a client, the
+    /// `Channel` a generated client is then built on.
+    pub fn wrap<S>(&self, service: S) -> Metered<S> {
+        tower::Layer::layer(&self.layer(), service)
+    }
 }
 
 /// Records each call through the service it wraps; see [`RpcMetrics`].

@@ -63,6 +63,8 @@ impl App {
         let pool = svc_kit::db::connect(&config.database, store::SCHEMA, &store::MIGRATOR).await?;
         outbox::migrate(&pool).await?;
         let js = eventbus::stream::connect(&config.nats, "call-svc").await?;
+        let mut registry = Registry::default();
+        eventbus::stream::register_connection_metrics(&js, &mut registry);
         let relay = Relay::new(
             pool.clone(),
             js,
@@ -82,7 +84,6 @@ impl App {
         ));
         let api = CallApi::new(calls.clone());
         let rpc = RpcMetrics::server();
-        let mut registry = Registry::default();
         rpc.register(&mut registry);
         client_rpc.register(&mut registry);
         svc_kit::db::register_metrics(&pool, &mut registry);

@@ -65,6 +65,8 @@ impl App {
         let pool = svc_kit::db::connect(&config.database, store::SCHEMA, &store::MIGRATOR).await?;
         outbox::migrate(&pool).await?;
         let js = eventbus::stream::connect(&config.nats, "dispatch-svc").await?;
+        let mut registry = Registry::default();
+        eventbus::stream::register_connection_metrics(&js, &mut registry);
 
         let store = Store::new(pool.clone());
         let notifications = Notifications::new(js.client(), &config.nats);
@@ -107,7 +109,6 @@ impl App {
         let dispatcher = OfferDispatcher::new(dispatch.clone());
         let cleanup = OfferCleanup::new(dispatch, Duration::from_millis(config.offer_cleanup_interval_ms));
         let rpc = RpcMetrics::server();
-        let mut registry = Registry::default();
         rpc.register(&mut registry);
         svc_kit::db::register_metrics(&pool, &mut registry);
         relay.register_metrics(&mut registry);

@@ -64,6 +64,8 @@ impl App {
         let pool = svc_kit::db::connect(&config.database, store::SCHEMA, &store::MIGRATOR).await?;
         outbox::migrate(&pool).await?;
         let js = eventbus::stream::connect(&config.nats, "payment-svc").await?;
+        let mut registry = Registry::default();
+        eventbus::stream::register_connection_metrics(&js, &mut registry);
         let relay = Relay::new(
             pool.clone(),
             js,
@@ -77,7 +79,6 @@ impl App {
             Duration::from_millis(config.provider_timeout_ms),
         ));
         let rpc = RpcMetrics::server();
-        let mut registry = Registry::default();
         rpc.register(&mut registry);
         svc_kit::db::register_metrics(&pool, &mut registry);
         relay.register_metrics(&mut registry);

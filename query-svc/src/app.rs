@@ -7,7 +7,9 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::Context as _;
 use eventbus::consumer::Consumer;
 use svc_kit::identity::Verifier;
-use svc_kit::metrics::{Registry, admin::AdminPort, rpc::RpcMetrics};
+use svc_kit::metrics::{
+    Registry, admin::AdminPort, prometheus_client::metrics::gauge::Gauge, rpc::RpcMetrics,
+};
 use taxi_proto::query::v1::query_service_server::QueryServiceServer;
 use tokio::{net::TcpListener, sync::watch};
 use tonic::{server::NamedService, service::Routes};
@@ -41,6 +43,8 @@ pub struct App {
     verifier: Arc<Verifier>,
     /// Kept for the health probe.
     store: Store,
+    /// 1 while the health probe's PING to Redis is answered.
+    redis_up: Gauge,
     api: QueryApi,
     hub: Hub,
     projector: Arc<Projector>,
@@ -71,6 +75,8 @@ impl App {
         .await
         .context("cannot subscribe to change notifications")?;
         let js = eventbus::stream::connect(&config.nats, "query-svc").await?;
+        let mut registry = Registry::default();
+        eventbus::stream::register_connection_metrics(&js, &mut registry);
         let (stopping, stop_watches) = watch::channel(false);
         let reads = Arc::new(Reads::new(
             store.clone(),
@@ -85,10 +91,15 @@ impl App {
         let projector = Arc::new(Projector::new(store.clone(), retry_budget));
         let consumer = projector::consumer(js, config.nats.clone(), config.consumer.clone());
         let rpc = RpcMetrics::server();
-        let mut registry = Registry::default();
         rpc.register(&mut registry);
         consumer.register_metrics(&mut registry);
         projector.register_metrics(&mut registry);
+        let redis_up = Gauge::default();
+        registry.register(
+            "redis_up",
+            "1 while Redis answers the health probe's PING, 0 while it does not",
+            redis_up.clone(),
+        );
         Ok(Self {
             listener,
             local_addr,
@@ -97,6 +108,7 @@ impl App {
             rpc,
             verifier,
             store,
+            redis_up,
             api,
             hub,
             projector,
@@ -134,10 +146,14 @@ impl App {
             shutdown.await;
             stopping.send_replace(true);
         };
-        let store = self.store;
+        let (store, redis_up) = (self.store, self.redis_up);
         let probe = move || {
-            let store = store.clone();
-            async move { store.ping().await }
+            let (store, redis_up) = (store.clone(), redis_up.clone());
+            async move {
+                let answered = store.ping().await;
+                redis_up.set(i64::from(answered));
+                answered
+            }
         };
         let served = svc_kit::grpc::serve_with_health(
             self.listener,

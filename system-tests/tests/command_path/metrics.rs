@@ -1,6 +1,7 @@
 //! What an operator's Prometheus sees on each service's admin port after one
 //! trip: the calls each server answered, the events each outbox published,
-//! the events each consumer handled, and the pools.
+//! the events each consumer handled, the saga's and the ledger's figures,
+//! the projection lag, the connections and the pools.
 
 use std::net::SocketAddr;
 
@@ -215,6 +216,22 @@ async fn after_one_trip_every_admin_port_shows_its_calls_events_and_pool() {
     assert_eq!(value(&dispatch, "consumer_dead_letters_total", &[]), 0.0);
     assert!(value(&query, "consumer_deliveries_total", &[]) >= 4.0, "{query}");
     assert_eq!(value(&query, "consumer_dead_letters_total", &[]), 0.0);
+
+    // Every service is connected to NATS, and query-svc's Redis answers.
+    for name in ["call-svc", "dispatch-svc", "payment-svc", "query-svc"] {
+        assert_eq!(
+            value(&scrape(admin(name)).await, "nats_connected", &[]),
+            1.0,
+            "{name}"
+        );
+    }
+    let query = poll(
+        PATIENCE,
+        || scrape(admin("query-svc")),
+        |text| value(text, "redis_up", &[]) == 1.0,
+    )
+    .await;
+    assert_eq!(value(&query, "redis_up", &[]), 1.0);
 
     // The write services' pools: open connections, none beyond the maximum.
     for name in ["call-svc", "dispatch-svc", "payment-svc"] {

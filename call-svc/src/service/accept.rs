@@ -5,11 +5,11 @@
 //! finish or undo.
 
 use std::time::Instant;
+
 use taxi_proto::{
     dispatch::v1::AssignDriverRequest,
     payment::v1::{ChargeAdvanceRequest, EntryStatus},
 };
-
 use uuid::Uuid;
 
 use super::{Calls, is_transient, metrics::AcceptStep};

@@ -16,6 +16,7 @@ mod health;
 mod internal_methods;
 mod metrics;
 mod ownership;
+mod prometheus;
 mod rate_limit;
 mod streams;
 mod trip_over_grpc;

@@ -82,7 +82,20 @@ ensure_nats() {
   wait_for_port 4222 NATS
 }
 
+# Prometheus and promtool (Debian's prometheus 2.42), for the dashboard and
+# alert tests: each test starts a Prometheus of its own on a free port and
+# never uses the package's service (which an init system would start on
+# :9090; where none runs, as in a container, nothing starts), so it is not
+# started here either.
+ensure_prometheus() {
+  if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+    echo "installing Prometheus"
+    apt_install --no-install-recommends prometheus
+  fi
+}
+
 ensure_postgres
 ensure_redis
 ensure_nats
-echo "infrastructure ready: PostgreSQL 127.0.0.1:5432, Redis 127.0.0.1:6379, NATS 127.0.0.1:4222"
+ensure_prometheus
+echo "infrastructure ready: PostgreSQL 127.0.0.1:5432, Redis 127.0.0.1:6379, NATS 127.0.0.1:4222; prometheus and promtool installed"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The full test suite: protobuf lint, a smoke run of the whole system with the
-# README's walk-through and the browser app in headless Chromium, then every
-# crate's unit, integration and end-to-end tests against real PostgreSQL
-# (installed and started if missing).
+# The full test suite: protobuf lint, the alert rules' check, a smoke run of
+# the whole system with the README's walk-through and the browser app in
+# headless Chromium, then every crate's unit, integration and end-to-end
+# tests against real PostgreSQL (installed and started if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +12,10 @@ echo "== buf lint"
 bash scripts/npm-install.sh .
 node_modules/.bin/buf lint
 echo "buf lint: ok"
+
+echo "== promtool: the alert rules and the scrape config in deploy/prometheus"
+promtool check rules deploy/prometheus/alerts.yml
+promtool check config deploy/prometheus/prometheus.yml
 
 # Tests create one database, NATS prefix and Redis key prefix each; remove
 # what a previous run left behind.

@@ -7,14 +7,23 @@
 # http://127.0.0.1:8081 with development sign-in (GATEWAY_DEV_TOKENS=true).
 # Ctrl-C stops everything.
 #
-#   scripts/run.sh            # foreground; logs in .run/logs/
-#   scripts/run.sh --detach   # leave the services running; stop with scripts/stop.sh
+#   scripts/run.sh                # foreground; logs in .run/logs/
+#   scripts/run.sh --detach       # leave the services running; stop with scripts/stop.sh
+#   scripts/run.sh --prometheus   # also Prometheus on :9090, scraping every service
+#                                 # with deploy/prometheus (alerts included)
 #   TAXI_PROFILE=release scripts/run.sh   # optimised build (for benchmarks)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 detach=""
-if [ "${1:-}" = "--detach" ]; then detach=1; fi
+prometheus="${TAXI_PROMETHEUS:-}"
+for arg in "$@"; do
+  case "$arg" in
+    --detach) detach=1 ;;
+    --prometheus) prometheus=1 ;;
+    *) echo "usage: scripts/run.sh [--detach] [--prometheus]" >&2; exit 2 ;;
+  esac
+done
 
 bash scripts/ensure-infra.sh
 bash scripts/npm-install.sh .
@@ -89,6 +98,19 @@ wait_serving dispatch-svc 50052
 wait_serving payment-svc 50053
 wait_serving query-svc 50054
 wait_serving gateway-grpc-web 8080
+if [ -n "$prometheus" ]; then
+  mkdir -p .run/prometheus
+  prometheus --config.file=deploy/prometheus/prometheus.yml --storage.tsdb.path=.run/prometheus \
+    --web.listen-address=127.0.0.1:9090 >.run/logs/prometheus.log 2>&1 &
+  echo $! >.run/prometheus.pid
+  for _ in $(seq 1 100); do
+    curl -fsS http://127.0.0.1:9090/-/ready >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  curl -fsS http://127.0.0.1:9090/-/ready >/dev/null 2>&1 ||
+    { echo "error: Prometheus is not ready after 20 s; see .run/logs/prometheus.log" >&2; exit 1; }
+  echo "  prometheus        http://127.0.0.1:9090 (targets: /targets, alerts: /alerts); Grafana: import deploy/grafana/taxi.json"
+fi
 echo "logs: .run/logs/   walk-through: scripts/walkthrough.sh (or the README)"
 echo "the app: http://127.0.0.1:8081"
 echo "metrics: http://127.0.0.1:{9101,9102,9103,9104}/metrics (call, dispatch, payment, query) and http://127.0.0.1:8081/metrics (gateway)"

@@ -19,6 +19,7 @@
 //! - [`booking`]: the trip every test books (pickup, drop-off, the request).
 //! - [`trip`]: its steps (a driver online, the request, accept, start,
 //!   complete), sent straight to a backend or through the gateway alike.
+//! - [`metrics`]: scraping an admin port and reading its samples.
 //! - [`poll`](mod@poll): waiting for something the services do in the background.
 //!
 //! The suites:
@@ -37,6 +38,7 @@
 pub mod booking;
 pub mod gateway;
 pub mod identity;
+pub mod metrics;
 pub mod poll;
 pub mod system;
 pub mod trip;

@@ -4,31 +4,28 @@
 //! the gateway's own refusals (no token, over the rate limit, an open
 //! circuit) and retries, each moving by exactly what the test did.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::time::Duration;
 
 use taxi_proto::query::v1::{ListMyCallsRequest, WatchCallRequest};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_stream::StreamExt as _;
 use tonic::{Code, Request};
 
+use system_tests::metrics::Scrape;
+
 use crate::helpers::*;
 
-/// One scrape: each sample's value by its name and its labels.
-#[derive(Debug)]
-struct Scrape(BTreeMap<(String, BTreeMap<String, String>), f64>);
-
-impl Scrape {
-    /// The sample `name{labels}` (exactly these labels), 0 if it is absent
-    /// (a family shows a label set once it has been used).
-    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        let labels = labels
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        self.0.get(&(name.to_owned(), labels)).copied().unwrap_or(0.0)
-    }
-
+/// The per-RPC families' samples, by method.
+trait RpcSamples {
     /// A sample of a per-RPC family (`grpc_server_*`, `grpc_client_*`).
+    fn rpc(&self, name: &str, kind: &str, method: &str, code: Option<&str>) -> f64;
+
+    /// `grpc_{side}_handled_total` of a unary method with `code`.
+    fn handled(&self, side: &str, method: &str, code: &str) -> f64 {
+        self.rpc(&format!("grpc_{side}_handled_total"), "unary", method, Some(code))
+    }
+}
+
+impl RpcSamples for Scrape {
     fn rpc(&self, name: &str, kind: &str, method: &str, code: Option<&str>) -> f64 {
         let (service, method) = method.rsplit_once('/').expect("service/method");
         let mut labels = vec![
@@ -39,62 +36,11 @@ impl Scrape {
         labels.extend(code.map(|code| ("grpc_code", code)));
         self.value(name, &labels)
     }
-
-    /// `grpc_{side}_handled_total` of a unary method with `code`.
-    fn handled(&self, side: &str, method: &str, code: &str) -> f64 {
-        self.rpc(&format!("grpc_{side}_handled_total"), "unary", method, Some(code))
-    }
-
-    fn families(&self) -> Vec<&str> {
-        self.0.keys().map(|(name, _)| name.as_str()).collect()
-    }
-}
-
-/// Parses OpenMetrics text: `name{k="v",...} value` lines (label values
-/// here never hold quotes or commas).
-fn parse(text: &str) -> Scrape {
-    let mut samples = BTreeMap::new();
-    for line in text
-        .lines()
-        .filter(|line| !line.starts_with('#') && !line.is_empty())
-    {
-        let (series, value) = line.rsplit_once(' ').expect("a sample line");
-        let (name, labels) = match series.split_once('{') {
-            Some((name, labels)) => {
-                let labels = labels
-                    .trim_end_matches('}')
-                    .split(',')
-                    .filter(|pair| !pair.is_empty())
-                    .map(|pair| {
-                        let (key, value) = pair.split_once('=').expect("key=value");
-                        (key.to_owned(), value.trim_matches('"').to_owned())
-                    })
-                    .collect();
-                (name, labels)
-            }
-            None => (series, BTreeMap::new()),
-        };
-        let value = value.parse().expect("a number");
-        samples.insert((name.to_owned(), labels), value);
-    }
-    Scrape(samples)
 }
 
 /// `GET /metrics` on the gateway's HTTP port.
 async fn scrape(app: &TestApp) -> Scrape {
-    let mut stream = tokio::net::TcpStream::connect(&app.config.http_addr)
-        .await
-        .expect("the HTTP port");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("send");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.expect("read");
-    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(body.ends_with("# EOF\n"), "{body}");
-    parse(body)
+    system_tests::metrics::scrape(app.config.http_addr.as_str()).await
 }
 
 const REQUEST_CALL: &str = "taxi.call.v1.CallService/RequestCall";
@@ -291,9 +237,8 @@ async fn a_trip_a_missing_token_and_a_rate_limited_subject_move_the_gateway_metr
     );
     // Every call's status was found, in headers, trailers or gRPC-web.
     let unknown: Vec<_> = after
-        .0
-        .keys()
-        .filter(|(name, labels)| {
+        .samples()
+        .filter(|(name, labels, _)| {
             name.ends_with("_handled_total") && labels.get("grpc_code").is_some_and(|code| code == "Unknown")
         })
         .collect();

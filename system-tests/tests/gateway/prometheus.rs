@@ -26,8 +26,8 @@ use std::{
 
 use serde_json::Value;
 use svc_kit::testing::ServerProcess;
+use system_tests::metrics::get;
 use taxi_proto::{call::v1::CancelCallRequest, query::v1::WatchCallRequest};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_stream::StreamExt as _;
 use tonic::{Code, Request};
 use uuid::Uuid;
@@ -71,37 +71,20 @@ fn percent_encode(s: &str) -> String {
         .collect()
 }
 
-/// The whole answer to `GET path` (HTTP/1.0, so the body is not chunked).
-async fn get(addr: SocketAddr, path: &str) -> String {
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("Prometheus's port");
-    let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("send");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.expect("answer");
-    answer
-}
-
 /// The status line of `GET path`.
 async fn status(addr: SocketAddr, path: &str) -> String {
-    get(addr, path)
-        .await
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_owned()
+    let (head, _) = get(addr, path).await;
+    head.lines().next().unwrap_or_default().to_owned()
 }
 
 /// `GET path` on Prometheus's HTTP API, parsed as JSON.
 async fn api(addr: SocketAddr, path: &str) -> Value {
-    let answer = get(addr, path).await;
-    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    let (head, body) = get(addr, path).await;
     assert!(
         head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
-        "{path}: {answer}"
+        "{path}: {head}\n\n{body}"
     );
-    let body: Value = serde_json::from_str(body).expect("JSON");
+    let body: Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(body["status"], "success", "{path}: {body}");
     body["data"].clone()
 }

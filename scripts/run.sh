@@ -114,6 +114,11 @@ fi
 echo "logs: .run/logs/   walk-through: scripts/walkthrough.sh (or the README)"
 echo "the app: http://127.0.0.1:8081"
 echo "metrics: http://127.0.0.1:{9101,9102,9103,9104}/metrics (call, dispatch, payment, query) and http://127.0.0.1:8081/metrics (gateway)"
+if [ -n "${OTEL_EXPORTER_OTLP_ENDPOINT:-}" ]; then
+  echo "traces: exported over OTLP to ${OTEL_EXPORTER_OTLP_ENDPOINT}"
+else
+  echo "traces: off (set OTEL_EXPORTER_OTLP_ENDPOINT to a collector to export them)"
+fi
 
 if [ -n "$detach" ]; then
   echo "running in the background; stop with scripts/stop.sh"

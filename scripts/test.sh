@@ -58,6 +58,9 @@ trap - EXIT
 echo "smoke: a whole trip completed, settled and projected to the mypage view, by the API and in the browser"
 
 echo "== cargo tests"
+# The tracing test runs the services' own binaries as processes (run.sh built
+# them above; build again in case the profile differs).
+cargo build --bins --quiet
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
 else

@@ -73,8 +73,10 @@ impl App {
             config.relay.clone(),
         );
         let client_rpc = RpcMetrics::client();
-        let dispatch = DispatchServiceClient::new(client_rpc.wrap(config.dispatch.channel()?));
-        let payment = PaymentServiceClient::new(client_rpc.wrap(config.payment.channel()?));
+        let dispatch =
+            DispatchServiceClient::new(svc_kit::grpc::upstream(config.dispatch.channel()?, &client_rpc));
+        let payment =
+            PaymentServiceClient::new(svc_kit::grpc::upstream(config.payment.channel()?, &client_rpc));
         let calls = Arc::new(Calls::new(
             Store::new(pool.clone()),
             dispatch,

@@ -5,8 +5,8 @@
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = dispatch_svc::Config::load()?;
-    svc_kit::telemetry::init("dispatch-svc", &config.log)?;
-    match std::env::args().nth(1).as_deref() {
+    let telemetry = svc_kit::telemetry::init("dispatch-svc", &config.log)?;
+    let done = match std::env::args().nth(1).as_deref() {
         None => {
             let app = dispatch_svc::App::build(config).await?;
             tracing::info!(addr = %app.local_addr(), "dispatch-svc listening");
@@ -16,8 +16,10 @@ async fn main() -> anyhow::Result<()> {
             let args: Vec<String> = std::env::args().skip(2).collect();
             eventbus::dead_letters::command(&config.nats, dispatch_svc::OFFERS_DURABLE, &args).await
         }
-        Some(other) => {
-            anyhow::bail!("unknown command {other:?}; usage: dispatch-svc [dead-letters [list|replay]]")
-        }
-    }
+        Some(other) => Err(anyhow::anyhow!(
+            "unknown command {other:?}; usage: dispatch-svc [dead-letters [list|replay]]"
+        )),
+    };
+    telemetry.shutdown().await;
+    done
 }

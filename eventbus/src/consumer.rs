@@ -35,6 +35,7 @@
 use std::{future::Future, time::Duration};
 
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use anyhow::Context as _;
 use async_nats::{
@@ -524,7 +525,10 @@ impl Consumer {
         let (outcome, poison) = match EventEnvelope::decode(message.payload.clone()) {
             Ok(envelope) => {
                 let started = Instant::now();
-                let outcome = handle(envelope).await;
+                let outcome = match self.handler_span(&message) {
+                    Some(span) => handle(envelope).instrument(span).await,
+                    None => handle(envelope).await,
+                };
                 self.metrics
                     .handler_seconds
                     .observe(started.elapsed().as_secs_f64());
@@ -567,6 +571,30 @@ impl Consumer {
         };
         message.ack_with(ack).await.map_err(|e| anyhow::anyhow!(e))?;
         Ok(result)
+    }
+
+    /// The span `message`'s handler runs in, continuing the trace the
+    /// message's headers carry; none while tracing is off or for a message
+    /// published outside a trace.
+    fn handler_span(&self, message: &jetstream::Message) -> Option<tracing::Span> {
+        let traced = message
+            .headers
+            .as_ref()
+            .is_some_and(|headers| headers.get(svc_kit::telemetry::trace::TRACEPARENT).is_some());
+        if !traced || !svc_kit::telemetry::trace::enabled() {
+            return None;
+        }
+        let span = tracing::info_span!(
+            "consume",
+            otel.name = format!("process {}", self.durable),
+            otel.kind = "consumer",
+            messaging.system = "nats",
+            messaging.consumer.group.name = %self.durable,
+            messaging.destination.name = %message.subject,
+            trace_id = tracing::field::Empty,
+        );
+        crate::trace::continue_from(&span, message.headers.as_ref());
+        Some(span)
     }
 
     /// Dead-letters a message; if the dead letter cannot be published, hands

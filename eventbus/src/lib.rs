@@ -8,6 +8,7 @@
 //! - [`consumer`]: durable pull consumers with explicit ack, retries with
 //!   back-off for transient failures and a dead-letter stream for poison.
 //! - [`dead_letters`]: listing a consumer's dead letters and replaying them.
+//! - [`trace`]: a span's trace context in message headers, publisher to consumer.
 //! - `testing` (feature): isolated prefixes and a private NATS server.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -18,5 +19,6 @@ mod nats;
 pub mod stream;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod trace;
 
 pub use nats::{NatsConfig, Subjects};

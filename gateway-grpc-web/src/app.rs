@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use svc_kit::{
     identity::Signer,
     metrics::{Registry, rpc::RpcMetrics},
+    telemetry::rpc::TraceLayer,
 };
 use tokio::net::TcpListener;
 use tonic::{
@@ -167,6 +168,8 @@ impl App {
             // from gRPC trailers as any other's; outside the shedder and the
             // routes, so every refusal counts with the code the client got.
             .layer(self.server_metrics.layer())
+            // The caller's trace (a phone's `traceparent`) continues here.
+            .layer(TraceLayer::server())
             .layer(
                 ServiceBuilder::new()
                     .layer(self.shed.clone())
@@ -228,6 +231,9 @@ fn cors(origins: &[String]) -> CorsLayer {
             http::HeaderName::from_static("x-grpc-web"),
             http::HeaderName::from_static("x-user-agent"),
             http::HeaderName::from_static("grpc-timeout"),
+            // W3C Trace Context, so a browser's trace continues inside.
+            http::HeaderName::from_static("traceparent"),
+            http::HeaderName::from_static("tracestate"),
         ])
         .expose_headers([
             http::HeaderName::from_static("grpc-status"),

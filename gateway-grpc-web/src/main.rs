@@ -20,9 +20,11 @@ async fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    svc_kit::telemetry::init("gateway-grpc-web", &config.log)?;
+    let telemetry = svc_kit::telemetry::init("gateway-grpc-web", &config.log)?;
     let app = gateway_grpc_web::App::build(config).await?;
     tracing::info!(addr = %app.local_addr(), "gateway listening (gRPC and gRPC-web)");
     tracing::info!(addr = %app.http_addr(), "browser app on http://{}", app.http_addr());
-    app.run_until_stopped(svc_kit::shutdown::signal()).await
+    let stopped = app.run_until_stopped(svc_kit::shutdown::signal()).await;
+    telemetry.shutdown().await;
+    stopped
 }

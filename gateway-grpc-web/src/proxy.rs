@@ -28,11 +28,11 @@ use svc_kit::{
             encoding::{DescriptorEncoder, EncodeLabelSet},
             metrics::{MetricType, counter::Counter, family::Family},
         },
-        rpc::{Metered, RpcMetrics},
+        rpc::RpcMetrics,
     },
 };
 use tonic::{Code, Status, body::Body, transport::Channel};
-use tower::{Layer as _, Service, ServiceExt as _};
+use tower::{Service, ServiceExt as _};
 
 use crate::{
     auth::Authenticator,
@@ -45,8 +45,8 @@ const MAX_RETRY_BODY: usize = 256 * 1024;
 
 /// A backend, its breaker and its counters.
 pub struct Upstream {
-    /// The channel, recording every attempt in the client RPC metrics.
-    pub channel: Metered<Channel>,
+    /// The channel, every attempt a span and counted in the client RPC metrics.
+    pub channel: svc_kit::grpc::Upstream,
     pub breaker: Arc<CircuitBreaker>,
     /// Calls refused because the circuit was open.
     rejections: Counter,
@@ -67,7 +67,7 @@ impl Upstream {
             backend: backend.name(),
         };
         Self {
-            channel: client.layer().layer(channel),
+            channel: svc_kit::grpc::upstream(channel, client),
             breaker: Arc::new(breaker),
             rejections: metrics.breaker_rejections.get_or_create_owned(&labels),
             retries: metrics.retries.get_or_create_owned(&labels),

@@ -37,7 +37,9 @@ pub fn envelope(
 
 /// Appends `event` to the outbox of the connection's schema. Call it inside the
 /// transaction that makes the change; at commit PostgreSQL notifies
-/// [`channel`], which wakes the relay.
+/// [`channel`], which wakes the relay. The row keeps the current span's trace
+/// context, so the relay's publish is part of the trace of the command that
+/// caused the event.
 pub async fn append(conn: &mut PgConnection, event: &EventEnvelope) -> sqlx::Result<()> {
     let encode = |e: uuid::Error| sqlx::Error::Encode(Box::new(e));
     let event_id = Uuid::parse_str(&event.event_id).map_err(encode)?;
@@ -45,11 +47,11 @@ pub async fn append(conn: &mut PgConnection, event: &EventEnvelope) -> sqlx::Res
     let event_type = event.payload.as_ref().map_or("unknown", Payload::event_type);
     sqlx::query(
         "WITH appended AS (
-             INSERT INTO outbox (event_id, aggregate_type, aggregate_id, aggregate_version, event_type, payload)
-             VALUES ($1, $2, $3, $4, $5, $6)
+             INSERT INTO outbox (event_id, aggregate_type, aggregate_id, aggregate_version, event_type, payload, traceparent)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              RETURNING 1
          )
-         SELECT pg_notify(current_schema() || $7, '') FROM appended",
+         SELECT pg_notify(current_schema() || $8, '') FROM appended",
     )
     .bind(event_id)
     .bind(&event.aggregate_type)
@@ -57,6 +59,7 @@ pub async fn append(conn: &mut PgConnection, event: &EventEnvelope) -> sqlx::Res
     .bind(event.aggregate_version)
     .bind(event_type)
     .bind(event.encode_to_vec())
+    .bind(svc_kit::telemetry::trace::current_traceparent())
     .bind(CHANNEL_SUFFIX)
     .execute(conn)
     .await?;

@@ -121,6 +121,34 @@ struct PendingRow {
     aggregate_id: Uuid,
     event_type: String,
     payload: Vec<u8>,
+    /// The trace of the command that appended it, if it was traced.
+    traceparent: Option<String>,
+}
+
+impl PendingRow {
+    /// The span of publishing this row to `subject`, continuing the trace it
+    /// was appended in; none for a row appended outside a trace (or while
+    /// tracing is off), which would otherwise start a trace of its own.
+    fn publish_span(&self, subject: &str) -> Option<tracing::Span> {
+        let traceparent = self.traceparent.as_deref()?;
+        if !svc_kit::telemetry::trace::enabled() {
+            return None;
+        }
+        let span = tracing::info_span!(
+            "outbox.publish",
+            otel.name = format!("publish {}", self.event_type),
+            otel.kind = "producer",
+            messaging.system = "nats",
+            messaging.destination.name = subject,
+            messaging.message.id = %self.event_id,
+            otel.status_code = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+        );
+        svc_kit::telemetry::trace::continue_trace(&span, |name| {
+            (name == svc_kit::telemetry::trace::TRACEPARENT).then_some(traceparent)
+        });
+        Some(span)
+    }
 }
 
 /// Publishes one service's outbox (the pool's schema).
@@ -302,7 +330,7 @@ impl Relay {
             return Ok(0);
         }
         let rows: Vec<PendingRow> = sqlx::query_as(
-            "SELECT seq, event_id, aggregate_id, event_type, payload FROM outbox
+            "SELECT seq, event_id, aggregate_id, event_type, payload, traceparent FROM outbox
              WHERE published_at IS NULL ORDER BY seq LIMIT $1",
         )
         .bind(self.config.batch_size)
@@ -334,11 +362,15 @@ impl Relay {
             let subject = self
                 .subjects
                 .event(&row.event_type, &row.aggregate_id.to_string());
-            let publish = PublishMessage::build()
-                .payload(row.payload.into())
-                .message_id(row.event_id.to_string());
+            let span = row.publish_span(&subject);
+            let mut publish = PublishMessage::build().message_id(row.event_id.to_string());
+            if let Some(span) = &span {
+                publish = eventbus::trace::inject(span, publish);
+            }
+            let publish = publish.payload(row.payload.into());
             match self.js.send_publish(subject, publish).await {
-                Ok(ack) => pending_acks.push((row.seq, ack)),
+                // The span lasts until JetStream has the event.
+                Ok(ack) => pending_acks.push((row.seq, ack, span)),
                 Err(error) => {
                     failure = Some(anyhow::Error::new(error).context("publish to JetStream"));
                     break;
@@ -346,13 +378,18 @@ impl Relay {
             }
         }
         let mut acked = Vec::with_capacity(pending_acks.len());
-        for (seq, ack) in pending_acks {
+        for (seq, ack, span) in pending_acks {
             if failure.is_some() {
                 break;
             }
             match ack.await {
                 Ok(_) => acked.push(seq),
-                Err(error) => failure = Some(anyhow::Error::new(error).context("JetStream PubAck")),
+                Err(error) => {
+                    if let Some(span) = span {
+                        span.record("otel.status_code", "ERROR");
+                    }
+                    failure = Some(anyhow::Error::new(error).context("JetStream PubAck"));
+                }
             }
         }
 

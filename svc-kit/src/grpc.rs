@@ -23,7 +23,11 @@ use tonic::{
 };
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-use crate::{identity::Verifier, metrics::rpc::RpcMetrics};
+use crate::{
+    identity::Verifier,
+    metrics::rpc::{Metered, RpcMetrics},
+    telemetry::rpc::{TraceLayer, Traced},
+};
 
 /// Adds gRPC reflection for `service_names` (fully qualified, for example
 /// `taxi.call.v1.CallService`), in both the v1 and v1alpha protocols so that
@@ -58,6 +62,8 @@ async fn serve(
         // Outermost, so every answer is counted with the code the caller
         // got, the refusals of the layers below included.
         .layer(metrics.layer())
+        // The caller's trace continues here, around everything that follows.
+        .layer(TraceLayer::server())
         // Before the routes, so no handler ever sees an identity it did not
         // verify.
         .layer(tower::layer::layer_fn(move |inner| VerifyIdentity {
@@ -215,6 +221,18 @@ pub fn lazy_channel(
         endpoint = endpoint.timeout(timeout);
     }
     Ok(endpoint.connect_lazy())
+}
+
+/// A channel to another service as every client uses it: each call is a span
+/// of the caller's trace (its context sent along) and counted in the client
+/// RPC metrics it was made with.
+pub type Upstream = Traced<Metered<Channel>>;
+
+/// `channel` with its calls traced and recorded in `metrics` (made with
+/// [`RpcMetrics::client`]); the generated clients take it as they take a
+/// channel.
+pub fn upstream(channel: Channel, metrics: &RpcMetrics) -> Upstream {
+    tower::Layer::layer(&TraceLayer::client(), metrics.wrap(channel))
 }
 
 /// How to reach another service. (No `Default`: a backend has no sensible

@@ -20,6 +20,8 @@
 //! - [`trip`]: its steps (a driver online, the request, accept, start,
 //!   complete), sent straight to a backend or through the gateway alike.
 //! - [`metrics`]: scraping an admin port and reading its samples.
+//! - [`processes`]: the five services as separate processes of their own
+//!   binaries, configured by environment variables, as deployed.
 //! - [`poll`](mod@poll): waiting for something the services do in the background.
 //!
 //! The suites:
@@ -40,6 +42,7 @@ pub mod gateway;
 pub mod identity;
 pub mod metrics;
 pub mod poll;
+pub mod processes;
 pub mod system;
 pub mod trip;
 

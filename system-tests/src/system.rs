@@ -135,12 +135,27 @@ impl SystemBuilder {
     /// Makes the database and starts the services: dispatch-svc and
     /// payment-svc first, so that call-svc starts pointed at them.
     pub async fn start(self) -> System {
+        let with_query = self.with_query;
+        let mut system = self.stores().await;
+        system.start_dispatch().await;
+        system.start_payment().await;
+        system.start_call().await;
+        if with_query {
+            system.start_query().await;
+        }
+        system
+    }
+
+    /// The system's fresh stores (a database, a NATS prefix, a Redis key
+    /// prefix) with no service running yet, for a test that starts them
+    /// itself (as processes, for one: [`crate::processes::Processes`]).
+    pub async fn stores(self) -> System {
         svc_kit::testing::init_logs();
         let db_url = svc_kit::testing::fresh_database().await.expect("fresh database");
         let db = PgPool::connect(db_url.expose())
             .await
             .expect("connect to the test database");
-        let mut system = System {
+        System {
             db_url,
             db,
             nats: self.nats.unwrap_or_else(eventbus::testing::isolated),
@@ -153,14 +168,7 @@ impl SystemBuilder {
             payment: None,
             query: None,
             admin: Default::default(),
-        };
-        system.start_dispatch().await;
-        system.start_payment().await;
-        system.start_call().await;
-        if self.with_query {
-            system.start_query().await;
         }
-        system
     }
 }
 
@@ -185,15 +193,60 @@ impl System {
         }
     }
 
-    pub async fn start_dispatch(&mut self) {
-        let config = dispatch_svc::Config {
+    /// dispatch-svc's test settings on this system's stores, on random ports.
+    pub fn dispatch_config(&self) -> dispatch_svc::Config {
+        dispatch_svc::Config {
             listen_addr: "127.0.0.1:0".into(),
             admin_addr: "127.0.0.1:0".into(),
             trust: svc_kit::testing::trust(),
             database: self.database(),
             nats: self.nats.clone(),
             ..Default::default()
+        }
+    }
+
+    /// payment-svc's test settings on this system's stores.
+    pub fn payment_config(&self) -> payment_svc::Config {
+        payment_svc::Config {
+            listen_addr: self.payment_listen_addr.clone(),
+            admin_addr: "127.0.0.1:0".into(),
+            trust: svc_kit::testing::trust(),
+            database: self.database(),
+            nats: self.nats.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// call-svc's settings (`call_config`) on this system's stores, calling
+    /// dispatch-svc and payment-svc at these URLs.
+    pub fn call_config_for(&self, dispatch_url: &str, payment_url: &str) -> call_svc::Config {
+        let mut config = self.call_config.clone();
+        config.database = self.database();
+        config.nats = self.nats.clone();
+        config.dispatch = svc_kit::testing::patient_client(dispatch_url);
+        config.payment = svc_kit::testing::patient_client(payment_url);
+        config
+    }
+
+    /// query-svc's settings (`query_settings`) projecting this system's events.
+    pub fn query_config(&self) -> query_svc::Config {
+        let settings = &self.query_settings;
+        let mut config = query_svc::Config {
+            listen_addr: settings.listen_addr.clone(),
+            admin_addr: "127.0.0.1:0".into(),
+            trust: svc_kit::testing::trust(),
+            nats: self.nats.clone(),
+            read_your_writes_timeout_ms: settings.read_your_writes_timeout_ms,
+            health_interval_ms: settings.health_interval_ms,
+            ..Default::default()
         };
+        config.redis.key_prefix = self.redis_prefix.clone();
+        config.consumer.retry_delay_ms = 100;
+        config
+    }
+
+    pub async fn start_dispatch(&mut self) {
+        let config = self.dispatch_config();
         let app = dispatch_svc::App::build(config)
             .await
             .expect("build dispatch-svc");
@@ -204,14 +257,7 @@ impl System {
     }
 
     pub async fn start_payment(&mut self) {
-        let config = payment_svc::Config {
-            listen_addr: self.payment_listen_addr.clone(),
-            admin_addr: "127.0.0.1:0".into(),
-            trust: svc_kit::testing::trust(),
-            database: self.database(),
-            nats: self.nats.clone(),
-            ..Default::default()
-        };
+        let config = self.payment_config();
         let app = payment_svc::App::build(config).await.expect("build payment-svc");
         self.admin.insert("payment-svc", app.admin_addr());
         self.payment = Some(RunningService::start(app.local_addr(), |stop| {
@@ -243,15 +289,15 @@ impl System {
     /// Starts call-svc pointed at the running dispatch and payment services
     /// (or at the address they had, if one is stopped).
     pub async fn start_call(&mut self) {
-        let mut config = self.call_config.clone();
-        config.database = self.database();
-        config.nats = self.nats.clone();
-        if let Some(dispatch) = &self.dispatch {
-            config.dispatch = svc_kit::testing::patient_client(dispatch.url());
-        }
-        if let Some(payment) = &self.payment {
-            config.payment = svc_kit::testing::patient_client(payment.url());
-        }
+        let url_of = |running: &Option<RunningService>, before: &svc_kit::grpc::ClientConfig| {
+            running
+                .as_ref()
+                .map_or_else(|| before.url.clone(), RunningService::url)
+        };
+        let config = self.call_config_for(
+            &url_of(&self.dispatch, &self.call_config.dispatch),
+            &url_of(&self.payment, &self.call_config.payment),
+        );
         self.call_config = config.clone();
         let app = call_svc::App::build(config).await.expect("build call-svc");
         self.admin.insert("call-svc", app.admin_addr());
@@ -264,18 +310,7 @@ impl System {
     /// events; once started, always on the same port, so that whoever calls
     /// it finds it again after a restart.
     pub async fn start_query(&mut self) {
-        let settings = &self.query_settings;
-        let mut config = query_svc::Config {
-            listen_addr: settings.listen_addr.clone(),
-            admin_addr: "127.0.0.1:0".into(),
-            trust: svc_kit::testing::trust(),
-            nats: self.nats.clone(),
-            read_your_writes_timeout_ms: settings.read_your_writes_timeout_ms,
-            health_interval_ms: settings.health_interval_ms,
-            ..Default::default()
-        };
-        config.redis.key_prefix = self.redis_prefix.clone();
-        config.consumer.retry_delay_ms = 100;
+        let config = self.query_config();
         let app = query_svc::App::build(config).await.expect("build query-svc");
         self.admin.insert("query-svc", app.admin_addr());
         self.query_settings.listen_addr = app.local_addr().to_string();
@@ -307,10 +342,14 @@ impl System {
         .expect("connect call-svc's schema");
         // A replica's own client metrics, which no test reads.
         let metrics = svc_kit::metrics::rpc::RpcMetrics::client();
-        let dispatch =
-            DispatchServiceClient::new(metrics.wrap(config.dispatch.channel().expect("dispatch channel")));
-        let payment =
-            PaymentServiceClient::new(metrics.wrap(config.payment.channel().expect("payment channel")));
+        let dispatch = DispatchServiceClient::new(svc_kit::grpc::upstream(
+            config.dispatch.channel().expect("dispatch channel"),
+            &metrics,
+        ));
+        let payment = PaymentServiceClient::new(svc_kit::grpc::upstream(
+            config.payment.channel().expect("payment channel"),
+            &metrics,
+        ));
         let signer =
             svc_kit::identity::Signer::from_config("call-svc", &config.identity).expect("the signing key");
         let store = call_svc::store::Store::new(pool);

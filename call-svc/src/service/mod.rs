@@ -56,7 +56,7 @@ use taxi_proto::{
     dispatch::v1::dispatch_service_client::DispatchServiceClient,
     payment::v1::payment_service_client::PaymentServiceClient,
 };
-use tonic::{Status, transport::Channel};
+use tonic::Status;
 use uuid::Uuid;
 
 use crate::{
@@ -67,9 +67,8 @@ use crate::{
     store::Store,
 };
 
-/// A channel to dispatch-svc or payment-svc, its calls counted in the client
-/// RPC metrics.
-pub type Upstream = svc_kit::metrics::rpc::Metered<Channel>;
+/// A channel to dispatch-svc or payment-svc, its calls traced and counted.
+pub use svc_kit::grpc::Upstream;
 
 /// call-svc's use cases, shared by the gRPC API and the sweeper.
 pub struct Calls {

@@ -11,6 +11,7 @@ use tokio::{
     sync::{broadcast, mpsc},
     time::Instant,
 };
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use super::{Reads, Watch};
@@ -117,36 +118,60 @@ impl Reads {
         tx: mpsc::Sender<Result<CallView, QueryError>>,
     ) {
         let mut stopping = self.stopping.clone();
+        // The trace of the projection whose notification woke the watch.
+        let mut woken_by = None;
         loop {
-            let newer = match self.newer_versions(call_id, last_sent).await {
-                Ok(newer) => newer,
-                Err(error) => {
-                    let _ = tx.send(Err(error)).await;
-                    return;
-                }
+            let send = self.send_newer(call_id, &mut last_sent, &tx);
+            let done = match send_span(woken_by.take()) {
+                Some(span) => send.instrument(span).await,
+                None => send.await,
             };
-            for view in newer {
-                if view.version <= last_sent {
-                    continue;
-                }
-                last_sent = view.version;
-                let terminal = domain::is_terminal(&view);
-                if tx.send(Ok(view)).await.is_err() || terminal {
-                    return;
-                }
+            if done {
+                return;
             }
             let stop = *stopping.borrow_and_update()
                 || tokio::select! {
                     () = tx.closed() => return,
                     // A dropped sender means the server is gone too.
                     changed = stopping.changed() => changed.is_err() || *stopping.borrow(),
-                    () = wait_for(&mut notices, call_id, Instant::now() + WATCH_POLL) => false,
+                    woken = wait_for(&mut notices, call_id, Instant::now() + WATCH_POLL) => {
+                        woken_by = woken;
+                        false
+                    }
                 };
             if stop {
                 let _ = tx.send(Err(QueryError::ShuttingDown { last_sent })).await;
                 return;
             }
         }
+    }
+
+    /// Sends the versions of `call_id` newer than `last_sent`; true when the
+    /// watch is over (the call ended, the client left, or the read failed).
+    async fn send_newer(
+        &self,
+        call_id: Uuid,
+        last_sent: &mut i64,
+        tx: &mpsc::Sender<Result<CallView, QueryError>>,
+    ) -> bool {
+        let newer = match self.newer_versions(call_id, *last_sent).await {
+            Ok(newer) => newer,
+            Err(error) => {
+                let _ = tx.send(Err(error)).await;
+                return true;
+            }
+        };
+        for view in newer {
+            if view.version <= *last_sent {
+                continue;
+            }
+            *last_sent = view.version;
+            let terminal = domain::is_terminal(&view);
+            if tx.send(Ok(view)).await.is_err() || terminal {
+                return true;
+            }
+        }
+        false
     }
 
     async fn newer_versions(&self, call_id: Uuid, after: i64) -> Result<Vec<CallView>, QueryError> {
@@ -220,22 +245,50 @@ fn may_be_assigned_later(caller: &Caller, view: &CallView, version: i64) -> bool
     matches!(caller, Caller::Driver(_)) && view.version < version
 }
 
+/// The span of sending what a traced projection's notification woke the
+/// watch for: a part of the projection's trace, so the trace shows the
+/// customer's stream hearing of the change.
+fn send_span(woken_by: Option<Arc<str>>) -> Option<tracing::Span> {
+    let traceparent = woken_by?;
+    if !svc_kit::telemetry::trace::enabled() {
+        return None;
+    }
+    let span = tracing::info_span!(
+        "watch.send",
+        otel.name = "taxi.query.v1.QueryService/WatchCall send",
+        otel.kind = "producer",
+        trace_id = tracing::field::Empty,
+    );
+    svc_kit::telemetry::trace::continue_trace(&span, |name| {
+        (name == svc_kit::telemetry::trace::TRACEPARENT).then_some(&*traceparent)
+    });
+    Some(span)
+}
+
 /// Waits until a notice concerns `call_id` (or may have been missed), or
-/// until `until`.
-async fn wait_for(notices: &mut broadcast::Receiver<Notice>, call_id: Uuid, until: Instant) {
+/// until `until`; returns the trace of the notice that concerned the call,
+/// if it had one.
+async fn wait_for(
+    notices: &mut broadcast::Receiver<Notice>,
+    call_id: Uuid,
+    until: Instant,
+) -> Option<Arc<str>> {
     let timer = tokio::time::sleep_until(until);
     tokio::pin!(timer);
     loop {
         tokio::select! {
-            () = &mut timer => return,
+            () = &mut timer => return None,
             notice = notices.recv() => match notice {
-                Ok(notice) if notice.concerns(call_id) => return,
+                Ok(notice) if notice.concerns(call_id) => return match notice {
+                    Notice::Changed { traceparent, .. } => traceparent,
+                    Notice::Resync => None,
+                },
                 Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(_)) => return,
+                Err(broadcast::error::RecvError::Lagged(_)) => return None,
                 // The hub is gone (shutting down): only the timer is left.
                 Err(broadcast::error::RecvError::Closed) => {
                     timer.await;
-                    return;
+                    return None;
                 }
             },
         }

@@ -18,7 +18,8 @@ use crate::domain::{Projection, counters::Width};
 /// 3 channel ('' publishes nothing), 4 has view, 5 version, 6 encoded view,
 /// 7 call id, 8 requested-at ms, 9 status (the enum's proto name,
 /// `CALL_STATUS_ACCEPTED`: Redis's one spelling of it), 10 customer id, 11 driver id,
-/// 12 counts a customer call, 13 that call's requested-at ms, 14 number of
+/// 12 counts a customer call, 13 that call's requested-at ms, 14 the
+/// notification's trace context (`' ' .. traceparent`, or ''), 15 number of
 /// counter increments, then field/amount pairs.
 ///
 /// Returns -1 when the generation is no longer active, 0 for an event already
@@ -42,7 +43,7 @@ if ARGV[4] == '1' then
   end
   redis.call('ZADD', KEYS[5], ARGV[8], ARGV[7])
   if ARGV[3] ~= '' then
-    redis.call('PUBLISH', ARGV[3], ARGV[7] .. ' ' .. ARGV[5])
+    redis.call('PUBLISH', ARGV[3], ARGV[7] .. ' ' .. ARGV[5] .. ARGV[14])
   end
 end
 if ARGV[12] == '1' then
@@ -53,10 +54,10 @@ if ARGV[12] == '1' then
   end
   redis.call('ZINCRBY', KEYS[9], 1, ARGV[10])
 end
-local n = tonumber(ARGV[14])
+local n = tonumber(ARGV[15])
 for i = 0, n - 1 do
-  local field = ARGV[15 + 2 * i]
-  local amount = ARGV[16 + 2 * i]
+  local field = ARGV[16 + 2 * i]
+  local amount = ARGV[17 + 2 * i]
   redis.call('HINCRBY', KEYS[6], field, amount)
   redis.call('HINCRBY', KEYS[7], field, amount)
 end
@@ -165,6 +166,12 @@ impl Store {
             Some(call) => inv.arg("1").arg(call.requested_at.timestamp_millis()),
             None => inv.arg("0").arg(0),
         };
+        // Watchers woken by the notification continue the projection's trace.
+        let traceparent = target
+            .notify
+            .then(svc_kit::telemetry::trace::current_traceparent)
+            .flatten();
+        inv.arg(traceparent.map_or_else(String::new, |traceparent| format!(" {traceparent}")));
         let increments = p
             .counters
             .as_ref()

@@ -10,7 +10,7 @@
 //! Redis's, published by the apply script in the same step that changes a
 //! view, and say only that the read store changed. Nothing here touches NATS.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt as _;
 use svc_kit::backoff::Backoff;
@@ -23,8 +23,13 @@ const RESUBSCRIBE_BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Du
 /// What a waiter hears.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Notice {
-    /// The view of `call_id` reached (at least) `version`.
-    Changed { call_id: Uuid, version: i64 },
+    /// The view of `call_id` reached (at least) `version`, in the trace
+    /// `traceparent` when the projection was traced.
+    Changed {
+        call_id: Uuid,
+        version: i64,
+        traceparent: Option<Arc<str>>,
+    },
     /// Notifications may have been missed: re-read.
     Resync,
 }
@@ -39,13 +44,16 @@ impl Notice {
     }
 }
 
-/// Parses `{call_id} {version}`, the payload the apply script publishes.
+/// Parses `{call_id} {version}[ {traceparent}]`, the payload the apply
+/// script publishes.
 fn parse(payload: &str) -> Option<Notice> {
-    let (call_id, version) = payload.split_once(' ')?;
-    Some(Notice::Changed {
-        call_id: Uuid::parse_str(call_id).ok()?,
-        version: version.parse().ok()?,
-    })
+    let mut parts = payload.split(' ');
+    let notice = Notice::Changed {
+        call_id: Uuid::parse_str(parts.next()?).ok()?,
+        version: parts.next()?.parse().ok()?,
+        traceparent: parts.next().map(Arc::from),
+    };
+    parts.next().is_none().then_some(notice)
 }
 
 /// The in-process side of the hub: cheap to clone, subscribe per waiter.
@@ -159,17 +167,34 @@ mod tests {
             parse(&format!("{id} 7")),
             Some(Notice::Changed {
                 call_id: id,
-                version: 7
+                version: 7,
+                traceparent: None,
             })
         );
         assert_eq!(parse("nonsense"), None);
+        assert_eq!(parse(&format!("{id} 7 a b")), None);
         assert!(Notice::Resync.concerns(id));
         assert!(
             !Notice::Changed {
                 call_id: Uuid::new_v4(),
-                version: 1
+                version: 1,
+                traceparent: None,
             }
             .concerns(id)
+        );
+    }
+
+    #[test]
+    fn a_traced_notification_carries_its_trace_context() {
+        let id = Uuid::new_v4();
+        let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(
+            parse(&format!("{id} 3 {traceparent}")),
+            Some(Notice::Changed {
+                call_id: id,
+                version: 3,
+                traceparent: Some(Arc::from(traceparent)),
+            })
         );
     }
 }

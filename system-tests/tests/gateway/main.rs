@@ -19,5 +19,6 @@ mod ownership;
 mod prometheus;
 mod rate_limit;
 mod streams;
+mod trace;
 mod trip_over_grpc;
 mod trip_over_grpc_web;

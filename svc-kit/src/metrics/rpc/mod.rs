@@ -33,7 +33,10 @@
 use std::{
     future::Future,
     pin::Pin,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     task::{Context, Poll},
     time::Instant,
 };
@@ -241,13 +244,30 @@ where
     }
 
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
-        let method = methods::lookup(request.uri().path());
-        let call = Call::start(self.families.clone(), method);
+        let call = enabled().then(|| {
+            let method = methods::lookup(request.uri().path());
+            Call::start(self.families.clone(), method)
+        });
         ResponseFuture {
             inner: self.inner.call(request),
-            call: Some(call),
+            call,
         }
     }
+}
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Whether calls are recorded: always, unless the process was started with
+/// `TAXI_RPC_METRICS=off`, which exists to measure what recording costs
+/// (see the README's benchmarks) and leaves these families empty.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// Reads `TAXI_RPC_METRICS` (`off` stops recording); once, at start-up.
+pub fn configure_from_env() {
+    let off = std::env::var("TAXI_RPC_METRICS").is_ok_and(|value| value.eq_ignore_ascii_case("off"));
+    ENABLED.store(!off, Ordering::Relaxed);
 }
 
 pin_project! {
@@ -271,8 +291,8 @@ where
         let this = self.project();
         let answered = std::task::ready!(this.inner.poll(cx));
         let Some(mut call) = this.call.take() else {
-            // Polled again after it was ready: tonic never does that; pass
-            // the answer on unrecorded.
+            // Recording is off, or polled again after it was ready (tonic
+            // never does that): pass the answer on unrecorded.
             return Poll::Ready(
                 answered
                     .map(|response| response.map(MeteredBody::passing))

@@ -15,6 +15,7 @@
 //! key `scripts/run.sh` creates (`LOADGEN_SIGNING_KEY_FILE` to change it).
 
 mod gateway;
+mod otlp_sink;
 mod token;
 mod trips;
 
@@ -33,6 +34,9 @@ async fn main() -> anyhow::Result<()> {
     let number = |i: usize, default: u64| -> anyhow::Result<u64> {
         Ok(args.get(i).map(|a| a.parse()).transpose()?.unwrap_or(default))
     };
+    if args.first().map(String::as_str) == Some("otlp-sink") {
+        return otlp_sink::run(args.get(1).map_or("127.0.0.1:4317", String::as_str)).await;
+    }
     let key = SignerConfig {
         signing_key_file: url("LOADGEN_SIGNING_KEY_FILE", ".run/keys/gateway.key.pem").into(),
     };
@@ -40,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("gateway") => gateway::run(number(1, 10)?, usize::try_from(number(2, 8)?)?).await,
         Some("trips") | None => trips::run(number(1, 30)?, usize::try_from(number(2, 4)?)?).await,
-        Some(other) => anyhow::bail!("unknown mode {other:?}; use `trips` or `gateway`"),
+        Some(other) => anyhow::bail!("unknown mode {other:?}; use `trips`, `gateway` or `otlp-sink`"),
     }
 }
 

@@ -204,3 +204,38 @@ fn is_error(side: Side, code: Code) -> bool {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_fails_only_for_its_own_faults_and_a_client_for_any() {
+        for code in [
+            Code::InvalidArgument,
+            Code::NotFound,
+            Code::PermissionDenied,
+            Code::FailedPrecondition,
+        ] {
+            assert!(!is_error(Side::Server, code), "{code:?} is the caller's");
+            assert!(is_error(Side::Client, code), "{code:?} failed the call");
+        }
+        for code in [Code::Internal, Code::Unavailable, Code::DeadlineExceeded] {
+            assert!(is_error(Side::Server, code), "{code:?}");
+        }
+        assert!(!is_error(Side::Server, Code::Ok) && !is_error(Side::Client, Code::Ok));
+    }
+
+    #[test]
+    fn health_checks_and_reflection_are_never_traced() {
+        trace::set_enabled(true);
+        assert!(!traced(Side::Server, "/grpc.health.v1.Health/Check"));
+        assert!(!traced(
+            Side::Server,
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+        ));
+        assert!(traced(Side::Server, "/taxi.call.v1.CallService/RequestCall"));
+        // Outside any span, a client's call starts no trace of its own.
+        assert!(!traced(Side::Client, "/taxi.call.v1.CallService/RequestCall"));
+    }
+}

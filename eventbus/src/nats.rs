@@ -17,6 +17,18 @@ pub struct NatsConfig {
     pub replicas: usize,
     /// How long JetStream remembers a message id to drop a republished event.
     pub duplicate_window_ms: u64,
+    /// How long the event stream keeps an event, in hours; 0 keeps it for
+    /// ever. A rebuild of the read models replays the whole stream, so a
+    /// limit here is how far back a rebuild can reach.
+    pub max_age_hours: u64,
+    /// Largest size of each stream in bytes (the oldest events go first);
+    /// -1 for no limit.
+    pub max_bytes: i64,
+    /// Update a stream that exists with other settings to these. Off, a
+    /// service only creates missing streams and warns about one that
+    /// differs, so one service left at its defaults never undoes an
+    /// operator's replicas or retention.
+    pub update_streams: bool,
     /// How long a JetStream request (a PubAck, a stream lookup) may take.
     pub ack_timeout_ms: u64,
 }
@@ -28,6 +40,9 @@ impl Default for NatsConfig {
             prefix: "taxi".into(),
             replicas: 1,
             duplicate_window_ms: 2 * 60 * 1000,
+            max_age_hours: 0,
+            max_bytes: -1,
+            update_streams: false,
             ack_timeout_ms: 5_000,
         }
     }

@@ -3,7 +3,9 @@
 # each with telemetry off (TAXI_RPC_METRICS=off, no OTLP endpoint) and on
 # (per-RPC metrics, traces sampled at 10 % and exported to a counting OTLP
 # sink), alternating off/on/off/on in one run so that the machine's noise
-# falls on both sides. Prints every figure and the on/off ratios.
+# falls on both sides. Prints every figure and the on/off ratios: the
+# throughput, and the CPU time the services spent per trip and per read
+# (from /proc), which another busy process on the machine disturbs far less.
 #
 #   bash scripts/bench-telemetry.sh [TRIP_SECONDS] [GATEWAY_SECONDS]
 #
@@ -38,9 +40,33 @@ run_mode() {
     bash scripts/run.sh --detach >"$out/run-$mode-$round.log" 2>&1
   )
   echo "== telemetry $mode, round $round"
+  local services="call-svc dispatch-svc payment-svc query-svc gateway-grpc-web"
+  local before
+  before=$(cpu_ms $services)
   "$loadgen" trips "$trip_secs" 8 | tee "$out/trips-$mode-$round.txt"
+  echo "cpu_ms $(( $(cpu_ms $services) - before ))" >>"$out/trips-$mode-$round.txt"
+  local gateway_before query_before
+  gateway_before=$(cpu_ms gateway-grpc-web)
+  query_before=$(cpu_ms query-svc)
   "$loadgen" gateway "$gateway_secs" 32 | tee "$out/gateway-$mode-$round.txt"
+  echo "gateway_cpu_ms $(( $(cpu_ms gateway-grpc-web) - gateway_before ))" >>"$out/gateway-$mode-$round.txt"
+  echo "query_cpu_ms $(( $(cpu_ms query-svc) - query_before ))" >>"$out/gateway-$mode-$round.txt"
   bash scripts/stop.sh >/dev/null
+}
+
+# cpu_ms NAME...: user + system CPU time so far of the services run.sh
+# started, in milliseconds.
+cpu_ms() {
+  local total=0 ticks
+  ticks=$(getconf CLK_TCK)
+  for name in "$@"; do
+    local stat
+    stat=$(cat "/proc/$(cat ".run/${name}.pid")/stat")
+    # utime and stime are fields 14 and 15, after the command in parentheses.
+    read -r -a fields <<<"${stat##*) }"
+    total=$(( total + (fields[11] + fields[12]) * 1000 / ticks ))
+  done
+  echo "$total"
 }
 
 for round in 1 2; do
@@ -55,21 +81,29 @@ cat "$out/sink.log"
 python3 - "$out" <<'EOF'
 import pathlib, re, sys
 out = pathlib.Path(sys.argv[1])
+def number(pattern, text):
+    return float(re.search(pattern, text).group(1))
 def figures(mode):
-    trips, direct, through, p99 = [], [], [], []
+    rows = {}
+    def add(key, value):
+        rows.setdefault(key, []).append(value)
     for f in sorted(out.glob(f"trips-{mode}-*.txt")):
         text = f.read_text()
-        trips.append(float(re.search(r"trips: \d+ \(([\d.]+)/s\)", text).group(1)))
-        p99.append(float(re.search(r"command latency\s+p50\s+[\d.]+ ms\s+p99\s+([\d.]+) ms", text).group(1)))
+        trips = number(r"trips: (\d+) ", text)
+        add("trips/s", number(r"trips: \d+ \(([\d.]+)/s\)", text))
+        add("command p99 ms", number(r"command latency\s+p50\s+[\d.]+ ms\s+p99\s+([\d.]+) ms", text))
+        add("CPU ms per trip", number(r"cpu_ms (\d+)", text) / trips)
     for f in sorted(out.glob(f"gateway-{mode}-*.txt")):
         text = f.read_text()
-        direct.append(float(re.search(r"direct to query-svc\s+(\d+) req/s", text).group(1)))
-        through.append(float(re.search(r"through the gateway\s+(\d+) req/s", text).group(1)))
-    mean = lambda xs: sum(xs) / len(xs)
-    return {"trips/s": mean(trips), "command p99 ms": mean(p99),
-            "direct reads/s": mean(direct), "gateway reads/s": mean(through)}
+        direct = number(r"direct to query-svc.*\((\d+) requests\)", text)
+        through = number(r"through the gateway.*\((\d+) requests\)", text)
+        add("direct reads/s", number(r"direct to query-svc\s+(\d+) req/s", text))
+        add("gateway reads/s", number(r"through the gateway\s+(\d+) req/s", text))
+        add("gateway CPU µs/read", number(r"gateway_cpu_ms (\d+)", text) * 1000 / through)
+        add("query CPU µs/read", number(r"query_cpu_ms (\d+)", text) * 1000 / (direct + through))
+    return {key: sum(values) / len(values) for key, values in rows.items()}
 off, on = figures("off"), figures("on")
-print(f"{'':18}{'off':>10}{'on':>10}{'on/off':>9}")
+print(f"{'':22}{'off':>10}{'on':>10}{'on/off':>9}")
 for key in off:
-    print(f"{key:18}{off[key]:>10.1f}{on[key]:>10.1f}{on[key] / off[key]:>9.3f}")
+    print(f"{key:22}{off[key]:>10.2f}{on[key]:>10.2f}{on[key] / off[key]:>9.3f}")
 EOF

@@ -172,6 +172,9 @@ impl App {
             ..
         } = self;
         let routes = Routes::new(DispatchServiceServer::new(api));
+        // The offers consumer hands back what it holds when the service
+        // stops, so that another replica offers those calls at once.
+        let offers_consumer = offers_consumer.stop_when(stopping.subscribe());
         let shutdown = async move {
             shutdown.await;
             stopping.send_replace(true);
@@ -186,12 +189,11 @@ impl App {
             svc_kit::db::probe(&pool),
             shutdown,
         );
+        let offering = offers_consumer.run(|event| dispatcher.handle(event));
         tokio::select! {
-            served = served => served,
+            // Both drain on shutdown: the requests in flight and the events.
+            (served, ()) = async { tokio::join!(served, offering) } => served,
             () = relay.run() => anyhow::bail!("outbox relay stopped"),
-            () = offers_consumer.run(|event| dispatcher.handle(event)) => {
-                anyhow::bail!("offers consumer stopped")
-            }
             () = cleanup.run() => anyhow::bail!("offer cleanup stopped"),
             served = admin.serve(registry) => served.and_then(|()| anyhow::bail!("admin port stopped")),
         }

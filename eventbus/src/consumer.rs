@@ -34,7 +34,7 @@
 
 use std::{future::Future, time::Duration};
 
-use tokio::time::Instant;
+use tokio::{sync::watch, time::Instant};
 use tracing::Instrument as _;
 
 use anyhow::Context as _;
@@ -101,7 +101,10 @@ impl Default for ConsumerConfig {
         Self {
             // With the delays below: about 95 minutes of retries.
             max_deliver: 200,
-            ack_wait_ms: 30_000,
+            // A replica that dies holding events delays them this long; a
+            // handler takes milliseconds, and one that fails hands its event
+            // back itself.
+            ack_wait_ms: 10_000,
             batch_size: 64,
             retry_delay_ms: 1_000,
             max_retry_delay_ms: 30_000,
@@ -265,6 +268,8 @@ pub struct Consumer {
     filter_subject: String,
     config: ConsumerConfig,
     metrics: ConsumerMetrics,
+    /// Set when the service shuts down: see [`Consumer::stop_when`].
+    stopping: Option<watch::Receiver<bool>>,
 }
 
 impl Consumer {
@@ -283,7 +288,21 @@ impl Consumer {
             filter_subject: filter_subject.into(),
             config,
             metrics: ConsumerMetrics::default(),
+            stopping: None,
         }
+    }
+
+    /// Makes [`Consumer::run`] end once `stopping` reads true, gracefully:
+    /// it finishes the event in hand, hands the rest of its pull back to
+    /// JetStream at once (so another replica takes them now, not after
+    /// `ack_wait`), and returns when that pull is over (within about 1.5 s).
+    pub fn stop_when(mut self, stopping: watch::Receiver<bool>) -> Self {
+        self.stopping = Some(stopping);
+        self
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.as_ref().is_some_and(|stopping| *stopping.borrow())
     }
 
     /// Registers the consumer's metrics in `registry`, labelled
@@ -329,7 +348,8 @@ impl Consumer {
         );
     }
 
-    /// Consumes forever, handing each event to `handle` in stream order. Waits
+    /// Consumes until stopped (see [`Consumer::stop_when`]; for ever
+    /// without it), handing each event to `handle` in stream order. Waits
     /// out NATS outages (and a missing stream or consumer, which it creates).
     /// Meanwhile it reads its pending counts from JetStream for its metrics.
     pub async fn run<F, Fut>(self, mut handle: F)
@@ -339,19 +359,24 @@ impl Consumer {
     {
         let consume = async {
             let mut retries = INTERRUPTED.retries();
-            loop {
+            while !self.stopping() {
                 match self.consume(&mut handle).await {
                     Ok(()) => retries.reset(),
-                    Err(error) => {
+                    Err(error) if !self.stopping() => {
                         let delay = retries.next_delay();
                         tracing::warn!(consumer = self.durable, error = format!("{error:#}"), retry_in = ?delay, "consumer interrupted");
                         tokio::time::sleep(delay).await;
                     }
+                    Err(_) => {}
                 }
             }
+            tracing::info!(consumer = self.durable, "consumer stopped");
         };
-        // Neither ends; the poller lives exactly as long as the consumer.
-        tokio::join!(consume, self.poll_pending());
+        // The poller never ends; it lives exactly as long as the consumer.
+        tokio::select! {
+            () = consume => {}
+            () = self.poll_pending() => {}
+        }
     }
 
     /// Reads the consumer's pending counts from JetStream every
@@ -480,6 +505,15 @@ impl Consumer {
                 if message.info().is_ok_and(|info| info.delivered > 1) {
                     self.metrics.redeliveries.inc();
                 }
+                if self.stopping() {
+                    // Shutting down: back to JetStream at once, for another
+                    // replica (or this one's successor) to take now.
+                    message
+                        .ack_with(AckKind::Nak(None))
+                        .await
+                        .map_err(|e| anyhow::anyhow!(e))?;
+                    continue;
+                }
                 if failed {
                     // Hand the rest of the batch back untried: it comes back
                     // one message at a time after the pause.
@@ -497,6 +531,9 @@ impl Consumer {
                         failed = true;
                     }
                 }
+            }
+            if self.stopping() {
+                return Ok(());
             }
             if failed {
                 let pause = self.config.retry_delay(failures);

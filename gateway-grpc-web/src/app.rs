@@ -268,7 +268,7 @@ async fn follow_backends(health: HealthReporter, config: &Config) {
 async fn follow_backend(
     health: HealthReporter,
     name: &'static str,
-    mut client: HealthClient<tonic::transport::Channel>,
+    mut client: HealthClient<svc_kit::grpc::Balanced>,
     interval: Duration,
 ) {
     loop {

@@ -31,7 +31,7 @@ use svc_kit::{
         rpc::RpcMetrics,
     },
 };
-use tonic::{Code, Status, body::Body, transport::Channel};
+use tonic::{Code, Status, body::Body};
 use tower::{Service, ServiceExt as _};
 
 use crate::{
@@ -58,7 +58,7 @@ impl Upstream {
     /// `backend` reached over `channel`, recorded in `client` and `metrics`.
     pub fn new(
         backend: Backend,
-        channel: Channel,
+        channel: svc_kit::grpc::Balanced,
         breaker: CircuitBreaker,
         client: &RpcMetrics,
         metrics: &ProxyMetrics,

@@ -150,14 +150,16 @@ pub(crate) async fn run(seconds: u64, concurrency: usize) -> anyhow::Result<()> 
         through.len() as f64 / through_secs,
     );
     println!(
-        "direct to query-svc   {direct_rate:>8.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms",
+        "direct to query-svc   {direct_rate:>8.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   ({} requests)",
         ms(&direct, 0.5),
-        ms(&direct, 0.99)
+        ms(&direct, 0.99),
+        direct.len()
     );
     println!(
-        "through the gateway   {through_rate:>8.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms",
+        "through the gateway   {through_rate:>8.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   ({} requests)",
         ms(&through, 0.5),
-        ms(&through, 0.99)
+        ms(&through, 0.99),
+        through.len()
     );
     println!(
         "gateway / direct:     throughput {:.2}x   p50 {:.2}x   p99 {:.2}x",

@@ -142,6 +142,9 @@ impl App {
     /// and the client resumes on another replica with `from_version`.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let stopping = self.stopping;
+        // The projector hands back what it holds when the service stops, so
+        // that another replica projects it at once.
+        let consumer = self.consumer.stop_when(stopping.subscribe());
         let shutdown = async move {
             shutdown.await;
             stopping.send_replace(true);
@@ -165,9 +168,10 @@ impl App {
             probe,
             shutdown,
         );
+        let projecting = self.projector.run(consumer);
         tokio::select! {
-            served = served => served,
-            () = self.projector.run(self.consumer) => anyhow::bail!("projector stopped"),
+            // Both drain on shutdown: the requests in flight and the events.
+            (served, ()) = async { tokio::join!(served, projecting) } => served,
             () = self.hub.run() => anyhow::bail!("change notification hub stopped"),
             served = self.admin.serve(self.registry) => served.and_then(|()| anyhow::bail!("admin port stopped")),
         }

@@ -54,8 +54,21 @@ pub async fn connect(
         .connect_with(options)
         .await
         .with_context(|| format!("cannot connect to PostgreSQL for schema {schema}"))?;
-    // `schema` is a compile-time constant of the calling service, never input.
-    pool.execute(AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}")))
+    // Replicas starting together on a new database would race to create
+    // the schema (IF NOT EXISTS does not keep two creators apart), so one
+    // creates it while the others wait on a lock and then find it there.
+    let create = async {
+        let mut tx = pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('create schema ' || $1))")
+            .bind(schema)
+            .execute(&mut *tx)
+            .await?;
+        // `schema` is a compile-time constant of the calling service, never input.
+        tx.execute(AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}")))
+            .await?;
+        tx.commit().await
+    };
+    create
         .await
         .with_context(|| format!("cannot create schema {schema}"))?;
     migrator

@@ -35,28 +35,58 @@ pub struct Processes {
     logs: PathBuf,
 }
 
+/// How many processes of each backend to run (one gateway in front).
+#[derive(Debug, Clone, Copy)]
+pub struct Replicas {
+    pub call: usize,
+    pub dispatch: usize,
+    pub payment: usize,
+    pub query: usize,
+}
+
+impl Replicas {
+    /// One process per service.
+    pub const ONE: Self = Self::all(1);
+
+    /// `n` processes of every backend.
+    pub const fn all(n: usize) -> Self {
+        Self {
+            call: n,
+            dispatch: n,
+            payment: n,
+            query: n,
+        }
+    }
+}
+
+/// One process: what it runs with, so that it can be started again.
 struct Running {
     name: &'static str,
-    child: Child,
+    replica: usize,
+    addr: String,
+    env: Vec<(String, String)>,
+    child: Option<Child>,
 }
 
 impl Processes {
-    /// Starts dispatch-svc, payment-svc, call-svc, query-svc and the gateway
-    /// on `system`'s stores, each with `env` added to its environment, and
-    /// waits until each reports SERVING. A port taken between choosing it
-    /// and binding it (by another test) means starting again on new ones.
-    pub async fn start(system: &System, env: &[(&str, String)]) -> anyhow::Result<Self> {
+    /// Starts dispatch-svc, payment-svc, call-svc, query-svc (as many of
+    /// each as `replicas` says) and the gateway on `system`'s stores, each
+    /// with `env` added to its environment, and waits until each reports
+    /// SERVING. Every client is given every replica of its backend. A port
+    /// taken between choosing it and binding it (by another test) means
+    /// starting again on new ones.
+    pub async fn start(system: &System, replicas: Replicas, env: &[(&str, String)]) -> anyhow::Result<Self> {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match Self::try_start(system, env).await {
+            match Self::try_start(system, replicas, env).await {
                 Err(error) if attempts < 3 && format!("{error:#}").contains("Address already in use") => {}
                 started => return started,
             }
         }
     }
 
-    async fn try_start(system: &System, env: &[(&str, String)]) -> anyhow::Result<Self> {
+    async fn try_start(system: &System, replicas: Replicas, env: &[(&str, String)]) -> anyhow::Result<Self> {
         let logs = std::env::temp_dir().join(format!("taxi-processes-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&logs)?;
         let mut processes = Self {
@@ -65,46 +95,54 @@ impl Processes {
             running: Vec::new(),
             logs,
         };
+        let addrs = |n: usize| (0..n).map(|_| free_addr()).collect::<Vec<_>>();
+        let (dispatch, payment, call, query) = (
+            addrs(replicas.dispatch),
+            addrs(replicas.payment),
+            addrs(replicas.call),
+            addrs(replicas.query),
+        );
+        // Every replica of a backend, as its clients are configured.
+        let urls = |addrs: &[String]| {
+            addrs
+                .iter()
+                .map(|addr| format!("http://{addr}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
 
-        let dispatch = free_addr();
-        let payment = free_addr();
-        let call = free_addr();
-        let query = free_addr();
+        for addr in &dispatch {
+            let mut config = system.dispatch_config();
+            config.listen_addr.clone_from(addr);
+            processes.spawn("dispatch-svc", addr, env_of("DISPATCH_", &config)?, env)?;
+        }
+        for addr in &payment {
+            let mut config = system.payment_config();
+            config.listen_addr.clone_from(addr);
+            processes.spawn("payment-svc", addr, env_of("PAYMENT_", &config)?, env)?;
+        }
+        for addr in &call {
+            let mut config = system.call_config_for(&urls(&dispatch), &urls(&payment));
+            config.listen_addr.clone_from(addr);
+            processes.spawn("call-svc", addr, env_of("CALL_", &config)?, env)?;
+        }
+        for addr in &query {
+            let mut config = system.query_config();
+            config.listen_addr.clone_from(addr);
+            processes.spawn("query-svc", addr, env_of("QUERY_", &config)?, env)?;
+        }
         let gateway = free_addr();
-
-        let mut config = system.dispatch_config();
-        config.listen_addr.clone_from(&dispatch);
-        processes.spawn("dispatch-svc", "DISPATCH_", &config, env)?;
-
-        let mut config = system.payment_config();
-        config.listen_addr.clone_from(&payment);
-        processes.spawn("payment-svc", "PAYMENT_", &config, env)?;
-
-        let mut config = system.call_config_for(&format!("http://{dispatch}"), &format!("http://{payment}"));
-        config.listen_addr.clone_from(&call);
-        processes.spawn("call-svc", "CALL_", &config, env)?;
-
-        let mut config = system.query_config();
-        config.listen_addr.clone_from(&query);
-        processes.spawn("query-svc", "QUERY_", &config, env)?;
-
         let config = &mut processes.gateway_config;
         config.listen_addr.clone_from(&gateway);
-        config.backends.call = gateway_grpc_web::config::upstream(&format!("http://{call}"));
-        config.backends.dispatch = gateway_grpc_web::config::upstream(&format!("http://{dispatch}"));
-        config.backends.payment = gateway_grpc_web::config::upstream(&format!("http://{payment}"));
-        config.backends.query = gateway_grpc_web::config::upstream(&format!("http://{query}"));
-        let config = config.clone();
-        processes.spawn("gateway-grpc-web", "GATEWAY_", &config, env)?;
+        config.backends.call = gateway_grpc_web::config::upstream(&urls(&call));
+        config.backends.dispatch = gateway_grpc_web::config::upstream(&urls(&dispatch));
+        config.backends.payment = gateway_grpc_web::config::upstream(&urls(&payment));
+        config.backends.query = gateway_grpc_web::config::upstream(&urls(&query));
+        let variables = env_of("GATEWAY_", &*config)?;
+        processes.spawn("gateway-grpc-web", &gateway, variables, env)?;
 
-        for (name, addr) in [
-            ("dispatch-svc", &dispatch),
-            ("payment-svc", &payment),
-            ("call-svc", &call),
-            ("query-svc", &query),
-            ("gateway-grpc-web", &gateway),
-        ] {
-            processes.wait_serving(name, addr).await?;
+        for index in 0..processes.running.len() {
+            processes.wait_serving(index).await?;
         }
         processes.gateway = Channel::from_shared(format!("http://{gateway}"))?.connect_lazy();
         Ok(processes)
@@ -113,34 +151,58 @@ impl Processes {
     fn spawn(
         &mut self,
         name: &'static str,
-        prefix: &str,
-        config: &impl Serialize,
+        addr: &str,
+        config: Vec<(String, String)>,
         env: &[(&str, String)],
     ) -> anyhow::Result<()> {
-        let binary = binary(name)?;
-        let log = std::fs::File::create(self.logs.join(format!("{name}.log")))?;
+        let replica = self.running.iter().filter(|running| running.name == name).count();
+        let mut variables = config;
+        variables.extend(
+            env.iter()
+                .map(|(name, value)| ((*name).to_owned(), value.clone())),
+        );
+        self.running.push(Running {
+            name,
+            replica,
+            addr: addr.to_owned(),
+            env: variables,
+            child: None,
+        });
+        self.launch(self.running.len() - 1)
+    }
+
+    /// Starts process `index` as it was configured (again, after a stop).
+    fn launch(&mut self, index: usize) -> anyhow::Result<()> {
+        let log = self.log_path(index);
+        let running = &mut self.running[index];
+        let binary = binary(running.name)?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
         let child = Command::new(&binary)
-            .envs(env_of(prefix, config)?)
-            .envs(env.iter().map(|(name, value)| (name, value)))
+            .envs(running.env.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
             .with_context(|| format!("cannot start {}", binary.display()))?;
-        self.running.push(Running { name, child });
+        running.child = Some(child);
         Ok(())
     }
 
-    /// Waits (up to 20 s) until the service at `addr` answers its health
-    /// check with SERVING.
-    async fn wait_serving(&mut self, name: &str, addr: &str) -> anyhow::Result<()> {
+    /// Waits (up to 20 s) until process `index` answers its health check
+    /// with SERVING.
+    async fn wait_serving(&mut self, index: usize) -> anyhow::Result<()> {
+        let addr = self.running[index].addr.clone();
         let channel = Channel::from_shared(format!("http://{addr}"))?.connect_lazy();
         let mut health = HealthClient::new(channel);
         for _ in 0..200 {
-            if let Some(running) = self.running.iter_mut().find(|running| running.name == name)
-                && let Some(exit) = running.child.try_wait()?
+            if let Some(child) = self.running[index].child.as_mut()
+                && let Some(exit) = child.try_wait()?
             {
-                anyhow::bail!("{name} exited at start-up ({exit}):\n{}", self.log_of(name));
+                anyhow::bail!(
+                    "{} exited at start-up ({exit}):\n{}",
+                    self.label(index),
+                    self.log(index)
+                );
             }
             let check = health.check(HealthCheckRequest::default()).await;
             if check.is_ok_and(|answer| answer.into_inner().status() == ServingStatus::Serving) {
@@ -149,26 +211,96 @@ impl Processes {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         anyhow::bail!(
-            "{name} was not SERVING on {addr} within 20 s:\n{}",
-            self.log_of(name)
+            "{} was not SERVING on {addr} within 20 s:\n{}",
+            self.label(index),
+            self.log(index)
         )
     }
 
-    /// What `name` logged so far.
+    fn find(&self, name: &str, replica: usize) -> usize {
+        self.running
+            .iter()
+            .position(|running| running.name == name && running.replica == replica)
+            .unwrap_or_else(|| panic!("no replica {replica} of {name}"))
+    }
+
+    /// Kills replica `replica` of `name` at once (SIGKILL), as a crash or a
+    /// lost node would.
+    pub fn kill(&mut self, name: &str, replica: usize) {
+        let index = self.find(name, replica);
+        if let Some(mut child) = self.running[index].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops replica `replica` of `name` as a deploy does (SIGTERM), and
+    /// waits until it has drained and exited.
+    pub async fn terminate(&mut self, name: &str, replica: usize) -> anyhow::Result<()> {
+        let index = self.find(name, replica);
+        let Some(mut child) = self.running[index].child.take() else {
+            return Ok(());
+        };
+        let signalled = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(signalled.success(), "cannot signal {}", self.label(index));
+        for _ in 0..300 {
+            if child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        anyhow::bail!("{} did not exit within 15 s of SIGTERM", self.label(index))
+    }
+
+    /// Starts replica `replica` of `name` again, on its address, and waits
+    /// until it is SERVING.
+    pub async fn restart(&mut self, name: &str, replica: usize) -> anyhow::Result<()> {
+        let index = self.find(name, replica);
+        anyhow::ensure!(
+            self.running[index].child.is_none(),
+            "{} is running",
+            self.label(index)
+        );
+        self.launch(index)?;
+        self.wait_serving(index).await
+    }
+
+    fn label(&self, index: usize) -> String {
+        let running = &self.running[index];
+        format!("{} #{}", running.name, running.replica)
+    }
+
+    fn log_path(&self, index: usize) -> PathBuf {
+        let running = &self.running[index];
+        self.logs
+            .join(format!("{}-{}.log", running.name, running.replica))
+    }
+
+    fn log(&self, index: usize) -> String {
+        std::fs::read_to_string(self.log_path(index)).unwrap_or_default()
+    }
+
+    /// What the first replica of `name` logged so far.
     pub fn log_of(&self, name: &str) -> String {
-        std::fs::read_to_string(self.logs.join(format!("{name}.log"))).unwrap_or_default()
+        self.log(self.find(name, 0))
     }
 }
 
 impl Drop for Processes {
     fn drop(&mut self) {
         for running in &mut self.running {
-            let _ = running.child.kill();
-            let _ = running.child.wait();
+            if let Some(mut child) = running.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
         }
         if std::thread::panicking() {
-            for running in &self.running {
-                eprintln!("---- {} log\n{}", running.name, self.log_of(running.name));
+            for index in 0..self.running.len() {
+                eprintln!("---- {} log\n{}", self.label(index), self.log(index));
             }
         }
         let _ = std::fs::remove_dir_all(&self.logs);

@@ -18,6 +18,7 @@ mod metrics;
 mod ownership;
 mod prometheus;
 mod rate_limit;
+mod replicas;
 mod streams;
 mod trace;
 mod trip_over_grpc;

@@ -20,7 +20,11 @@ use opentelemetry_proto::tonic::{
     common::v1::any_value,
     trace::v1::span::SpanKind,
 };
-use system_tests::{System, processes::Processes, trip};
+use system_tests::{
+    System,
+    processes::{Processes, Replicas},
+    trip,
+};
 use taxi_proto::{
     call::v1::call_service_client::CallServiceClient,
     common::v1::TaxiType,
@@ -159,7 +163,7 @@ async fn a_request_and_an_accept_are_one_trace_from_the_phone_to_the_ledger() {
         ("OTEL_TRACES_SAMPLER", "parentbased_always_on".to_owned()),
         ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
     ];
-    let platform = Processes::start(&system, &env)
+    let platform = Processes::start(&system, Replicas::ONE, &env)
         .await
         .expect("the platform starts");
     let user = |role: &str| {

@@ -1,5 +1,7 @@
 //! Serving a service's gRPC routes next to `grpc.health.v1` and reflection,
-//! behind identity verification, and building channels to other services.
+//! behind identity verification, and reaching other services: every client
+//! is [`Balanced`] over its backend's replicas, traced and counted
+//! ([`Upstream`]).
 //!
 //! Bad requests are the caller's fault on every route: one that does not
 //! decode is INVALID_ARGUMENT (`taxi_proto::codec`), one over the size limit
@@ -19,9 +21,13 @@ use tonic::{
     body::Body,
     codegen::http,
     service::Routes,
-    transport::{Channel, Endpoint, Server, server::TcpIncoming},
+    transport::{Server, server::TcpIncoming},
 };
 use tonic_health::{ServingStatus, server::HealthReporter};
+
+mod balance;
+
+pub use balance::{BalanceSettings, Balanced};
 
 use crate::{
     identity::Verifier,
@@ -206,45 +212,39 @@ async fn report_health<F, Fut>(
     }
 }
 
-/// A channel to another service that connects on first use and reconnects by
-/// itself. Every request on it has `request_timeout` as its deadline, unless
-/// it is `None` (the caller sets deadlines per request).
-pub fn lazy_channel(
-    url: &str,
-    connect_timeout: Duration,
-    request_timeout: Option<Duration>,
-) -> anyhow::Result<Channel> {
-    let mut endpoint = Endpoint::from_shared(url.to_owned())?
-        .connect_timeout(connect_timeout)
-        .tcp_nodelay(true);
-    if let Some(timeout) = request_timeout {
-        endpoint = endpoint.timeout(timeout);
-    }
-    Ok(endpoint.connect_lazy())
-}
+/// A channel to another service as every client uses it: spread over the
+/// backend's replicas ([`Balanced`]), each call a span of the caller's trace
+/// (its context sent along) and counted in the client RPC metrics it was
+/// made with.
+pub type Upstream = Traced<Metered<Balanced>>;
 
-/// A channel to another service as every client uses it: each call is a span
-/// of the caller's trace (its context sent along) and counted in the client
-/// RPC metrics it was made with.
-pub type Upstream = Traced<Metered<Channel>>;
-
-/// `channel` with its calls traced and recorded in `metrics` (made with
+/// `replicas` with their calls traced and recorded in `metrics` (made with
 /// [`RpcMetrics::client`]); the generated clients take it as they take a
 /// channel.
-pub fn upstream(channel: Channel, metrics: &RpcMetrics) -> Upstream {
-    tower::Layer::layer(&TraceLayer::client(), metrics.wrap(channel))
+pub fn upstream(replicas: Balanced, metrics: &RpcMetrics) -> Upstream {
+    tower::Layer::layer(&TraceLayer::client(), metrics.wrap(replicas))
 }
 
 /// How to reach another service. (No `Default`: a backend has no sensible
 /// default address; the owning config's `Default` names it.)
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ClientConfig {
-    /// `http://host:port`.
+    /// `http://host:port`, or several separated by commas. Every address a
+    /// host name resolves to is a replica (a Kubernetes headless Service
+    /// resolves to its pods), and requests spread over them all.
     pub url: String,
-    /// Deadline for establishing the connection.
+    /// Deadline for establishing a connection to a replica.
     pub connect_timeout_ms: u64,
     /// Deadline for every request; 0 for none (deadlines set per request).
     pub request_timeout_ms: u64,
+    /// How often the host names are resolved again, to follow replicas
+    /// coming and going.
+    #[serde(default = "default_resolve_interval_ms")]
+    pub resolve_interval_ms: u64,
+}
+
+fn default_resolve_interval_ms() -> u64 {
+    5_000
 }
 
 impl ClientConfig {
@@ -254,18 +254,20 @@ impl ClientConfig {
             url: url.into(),
             connect_timeout_ms: 500,
             request_timeout_ms: 2_000,
+            resolve_interval_ms: default_resolve_interval_ms(),
         }
     }
 
-    /// A lazily connecting channel with this configuration's deadlines.
-    pub fn channel(&self) -> anyhow::Result<Channel> {
-        let request_timeout =
-            (self.request_timeout_ms > 0).then(|| Duration::from_millis(self.request_timeout_ms));
-        lazy_channel(
-            &self.url,
-            Duration::from_millis(self.connect_timeout_ms),
-            request_timeout,
-        )
+    /// The backend's replicas, balanced, with this configuration's deadlines
+    /// (resolving starts now, on the current Tokio runtime).
+    pub fn channel(&self) -> anyhow::Result<Balanced> {
+        Balanced::new(BalanceSettings {
+            url: self.url.clone(),
+            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
+            request_timeout: (self.request_timeout_ms > 0)
+                .then(|| Duration::from_millis(self.request_timeout_ms)),
+            resolve_interval: Duration::from_millis(self.resolve_interval_ms.max(100)),
+        })
     }
 }
 

@@ -33,6 +33,9 @@ pub struct System {
     /// How call-svc starts; after a start, pointed at the dispatch-svc and
     /// payment-svc it was given.
     pub call_config: call_svc::Config,
+    /// How dispatch-svc starts (its ports, trust, database and NATS are
+    /// filled in then).
+    pub dispatch_config: dispatch_svc::Config,
     /// Where payment-svc listens (each start on a new port unless fixed).
     pub payment_listen_addr: String,
     /// How query-svc starts.
@@ -92,6 +95,7 @@ pub fn free_local_addr() -> String {
 /// later, when the test calls [`System::start_query`]).
 pub struct SystemBuilder {
     call_config: call_svc::Config,
+    dispatch_config: dispatch_svc::Config,
     nats: Option<eventbus::NatsConfig>,
     payment_listen_addr: String,
     query_settings: QuerySettings,
@@ -103,6 +107,13 @@ impl SystemBuilder {
     /// the test defaults.
     pub fn call_config(mut self, config: call_svc::Config) -> Self {
         self.call_config = config;
+        self
+    }
+
+    /// dispatch-svc started with `config`'s policies (offers, radii) instead
+    /// of the defaults.
+    pub fn dispatch_config(mut self, config: dispatch_svc::Config) -> Self {
+        self.dispatch_config = config;
         self
     }
 
@@ -146,6 +157,7 @@ impl SystemBuilder {
             nats: self.nats.unwrap_or_else(eventbus::testing::isolated),
             redis_prefix: format!("test:{}", Uuid::new_v4().simple()),
             call_config: self.call_config,
+            dispatch_config: self.dispatch_config,
             payment_listen_addr: self.payment_listen_addr,
             query_settings: self.query_settings,
             call: None,
@@ -170,6 +182,7 @@ impl System {
     pub fn builder() -> SystemBuilder {
         SystemBuilder {
             call_config: test_call_config(),
+            dispatch_config: dispatch_svc::Config::default(),
             nats: None,
             payment_listen_addr: "127.0.0.1:0".into(),
             query_settings: QuerySettings::default(),
@@ -192,7 +205,7 @@ impl System {
             trust: svc_kit::testing::trust(),
             database: self.database(),
             nats: self.nats.clone(),
-            ..Default::default()
+            ..self.dispatch_config.clone()
         };
         let app = dispatch_svc::App::build(config)
             .await
@@ -366,6 +379,24 @@ impl System {
             .await
             .expect("list payments from payment-svc")
             .into_inner()
+    }
+
+    /// Waits until the driver holds a live offer of the call, which
+    /// dispatch-svc makes once the request's event reaches it, for up to 30 s.
+    pub async fn wait_for_offer(&self, call_id: &str, driver: Uuid) {
+        let offered = || async {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT 1 FROM dispatch.offers WHERE call_id = $1::uuid AND driver_id = $2
+                     AND withdrawn_at IS NULL AND expires_at > now())",
+            )
+            .bind(call_id)
+            .bind(driver)
+            .fetch_one(&self.db)
+            .await
+            .expect("read dispatch's offers")
+        };
+        let made = crate::poll::poll(crate::poll::PATIENCE, offered, |made| *made).await;
+        assert!(made, "call {call_id} was never offered to driver {driver}");
     }
 
     /// The one number `sql` counts in the test database.

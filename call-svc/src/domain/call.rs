@@ -7,6 +7,11 @@
 //!        payment declined
 //! ```
 //!
+//! While REQUESTED, the call is offered to drivers in *rounds*: each round
+//! lasts [`SearchPolicy::round`], and one that ends unaccepted starts the
+//! next ([`Call::next_round`], which dispatch answers with new offers), until
+//! someone accepts or the call expires.
+//!
 //! Accepting takes two remote steps (assign the driver, charge the advance), so
 //! a driver first *claims* the call; the claim is bookkeeping, not a state the
 //! customer sees, and it does not bump the version. A transition that owes work
@@ -15,7 +20,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use svc_kit::geo::GeoPoint;
 use taxi_proto::{call::v1 as pb, common::v1::TaxiType};
 use uuid::Uuid;
@@ -122,6 +127,14 @@ pub enum Applied {
     AlreadyDone,
 }
 
+/// How long the search for a driver lasts: each round of offers, and the
+/// whole search before the call expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SearchPolicy {
+    pub round: TimeDelta,
+    pub expire_after: TimeDelta,
+}
+
 /// What a customer asks for.
 #[derive(Debug, Clone)]
 pub struct CallRequest {
@@ -170,17 +183,25 @@ pub struct Call {
     pub canceled_at: Option<DateTime<Utc>>,
     pub claim: Option<Claim>,
     pub effects: Effects,
+    /// The round of offers the search is in (1 for the first).
+    pub offer_round: i32,
+    /// When the current round ends; `None` for calls older than rounds.
+    pub round_expires_at: Option<DateTime<Utc>>,
+    /// When the call expires if nobody accepts it.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl Call {
-    /// A new REQUESTED call at version 1.
+    /// A new REQUESTED call at version 1, in its first round of offers.
     pub fn request(
         id: Uuid,
         request: CallRequest,
         quote: Quote,
         availability_unchecked: bool,
+        search: SearchPolicy,
         at: DateTime<Utc>,
     ) -> Self {
+        let expires_at = at + search.expire_after;
         Self {
             id,
             customer_id: request.customer_id,
@@ -206,7 +227,26 @@ impl Call {
             canceled_at: None,
             claim: None,
             effects: Effects::default(),
+            offer_round: 1,
+            round_expires_at: Some((at + search.round).min(expires_at)),
+            expires_at: Some(expires_at),
         }
+    }
+
+    /// The current round of offers ended unaccepted by `now`: the next one
+    /// starts, open until `now + round` (never past the call's expiry).
+    /// Nothing changes while a driver is accepting, before the round ends,
+    /// or once the call is no longer waiting or has expired.
+    pub fn next_round(&mut self, policy: SearchPolicy, now: DateTime<Utc>) -> Applied {
+        let expires_at = self.expires_at.unwrap_or(self.requested_at + policy.expire_after);
+        let waiting = self.status == CallStatus::Requested && self.claim.is_none() && now < expires_at;
+        if !waiting || self.round_expires_at.is_some_and(|end| end > now) {
+            return Applied::AlreadyDone;
+        }
+        self.offer_round += 1;
+        self.round_expires_at = Some((now + policy.round).min(expires_at));
+        self.version += 1;
+        Applied::Changed
     }
 
     fn wrong_state(&self, action: &'static str) -> TransitionError {
@@ -444,9 +484,15 @@ mod tests {
                 fare_krw: 6_000,
             },
             false,
+            SEARCH,
             now(),
         )
     }
+
+    const SEARCH: SearchPolicy = SearchPolicy {
+        round: TimeDelta::seconds(30),
+        expire_after: TimeDelta::seconds(300),
+    };
 
     fn accepted(driver: Uuid) -> Call {
         let mut call = requested();
@@ -720,6 +766,44 @@ mod tests {
             wrong_state(call.give_up_accept(driver, now())),
             "only an unfinished accept is given up"
         );
+    }
+
+    #[test]
+    fn a_round_that_ends_unaccepted_starts_the_next_until_the_call_expires() {
+        let mut call = requested();
+        let start = call.requested_at;
+        assert_eq!(call.offer_round, 1);
+        assert_eq!(call.round_expires_at, Some(start + TimeDelta::seconds(30)));
+
+        let early = call.next_round(SEARCH, start + TimeDelta::seconds(29));
+        let due = call.next_round(SEARCH, start + TimeDelta::seconds(30));
+
+        assert_eq!((early, due), (Applied::AlreadyDone, Applied::Changed));
+        assert_eq!((call.offer_round, call.version), (2, 2));
+        assert_eq!(call.round_expires_at, Some(start + TimeDelta::seconds(60)));
+        let last = start + TimeDelta::seconds(290);
+        assert_eq!(call.next_round(SEARCH, last), Applied::Changed);
+        assert_eq!(
+            call.round_expires_at, call.expires_at,
+            "the last round ends with the call"
+        );
+        assert_eq!(
+            call.next_round(SEARCH, start + TimeDelta::seconds(300)),
+            Applied::AlreadyDone,
+            "an expired call is not offered again"
+        );
+    }
+
+    #[test]
+    fn no_new_round_while_a_driver_accepts_or_once_the_call_is_taken() {
+        let later = now() + TimeDelta::seconds(31);
+        let mut claimed = requested();
+        claimed.claim(Uuid::new_v4(), now()).expect("claim");
+        let mut taken = accepted(Uuid::new_v4());
+
+        assert_eq!(claimed.next_round(SEARCH, later), Applied::AlreadyDone);
+        assert_eq!(taken.next_round(SEARCH, later), Applied::AlreadyDone);
+        assert_eq!((claimed.offer_round, taken.offer_round), (1, 1));
     }
 
     #[test]

@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use taxi_proto::{
     call::v1 as pb,
     events::v1::{
-        CallAccepted, CallCanceled, CallRejected, CallRequested, EventEnvelope, TripCompleted, TripStarted,
-        event_envelope::Payload,
+        CallAccepted, CallCanceled, CallRejected, CallReoffered, CallRequested, EventEnvelope, TripCompleted,
+        TripStarted, event_envelope::Payload,
     },
 };
 use uuid::Uuid;
@@ -24,6 +24,8 @@ use crate::domain::{Call, CallRequest, CallStatus, Quote};
 pub fn transition(call: &Call, at: DateTime<Utc>) -> EventEnvelope {
     let wire = Some(wire_call(call));
     let payload = match call.status {
+        // A later round of offers of a call still waiting for a driver.
+        CallStatus::Requested if call.offer_round > 1 => Payload::CallReoffered(CallReoffered { call: wire }),
         CallStatus::Requested => Payload::CallRequested(CallRequested { call: wire }),
         CallStatus::Accepted => Payload::CallAccepted(CallAccepted { call: wire }),
         CallStatus::InTrip => Payload::TripStarted(TripStarted { call: wire }),
@@ -76,6 +78,9 @@ pub fn wire_call(call: &Call) -> pb::Call {
         started_at: ts(call.started_at),
         completed_at: ts(call.completed_at),
         canceled_at: ts(call.canceled_at),
+        offer_round: call.offer_round,
+        round_expires_at: ts(call.round_expires_at),
+        expires_at: ts(call.expires_at),
     }
 }
 
@@ -85,6 +90,7 @@ mod tests {
     use taxi_proto::common::v1::TaxiType;
 
     use super::*;
+    use crate::domain::SearchPolicy;
 
     #[test]
     fn a_call_event_carries_the_call_as_the_api_answers_it() {
@@ -105,7 +111,11 @@ mod tests {
             fare_krw: 6_000,
         };
         let at = svc_kit::clock::now();
-        let call = Call::request(Uuid::new_v4(), request, quote, false, at);
+        let search = SearchPolicy {
+            round: chrono::TimeDelta::seconds(30),
+            expire_after: chrono::TimeDelta::seconds(300),
+        };
+        let call = Call::request(Uuid::new_v4(), request, quote, false, search, at);
 
         let event = transition(&call, at);
 

@@ -12,8 +12,12 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn twenty_drivers_racing_for_one_call_yield_exactly_one_winner() {
-    // Arrange
-    let system = spawn_system().await;
+    // Arrange: all twenty are offered the call.
+    let dispatch = dispatch_svc::Config {
+        offer_fanout: 20,
+        ..dispatch_svc::Config::default()
+    };
+    let system = spawn(System::builder().dispatch_config(dispatch)).await;
     let mut drivers = Vec::new();
     for _ in 0..20 {
         drivers.push(system.online_driver().await);

@@ -95,6 +95,8 @@ async fn a_browser_completes_a_trip_over_grpc_web_and_watches_every_change() {
     let by_id = AcceptCallRequest {
         call_id: call.call_id.clone(),
     };
+    // The driver takes the offer once it is made (their app sees it on WatchOffers).
+    app.backends.wait_for_offer(&call.call_id, driver.id).await;
     let accepted = web
         .unary::<AcceptCallResponse>(&format!("{CALL}/AcceptCall"), Some(&driver.token), &by_id)
         .await

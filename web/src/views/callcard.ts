@@ -3,7 +3,7 @@
 
 import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import { h, krw, short, when } from "../dom";
-import type { CallStatus, CancelReason } from "../gen/taxi/call/v1/call_pb";
+import { CallStatus, type CancelReason } from "../gen/taxi/call/v1/call_pb";
 import type { LatLng, TaxiType } from "../gen/taxi/common/v1/common_pb";
 import {
   cancelReasonText,
@@ -34,6 +34,10 @@ export interface CallInfo {
   startedAt?: Timestamp;
   completedAt?: Timestamp;
   canceledAt?: Timestamp;
+  /** The search for a driver while REQUESTED: round of offers and its end. */
+  offerRound?: number;
+  roundExpiresAt?: Timestamp;
+  expiresAt?: Timestamp;
 }
 
 function date(ts: Timestamp | undefined): Date | undefined {
@@ -60,6 +64,12 @@ export function callCard(call: CallInfo, heading: string, ...actions: Node[]): H
   if (call.finalFareKrw > 0n) rows.push(["Final fare", krw(call.finalFareKrw), "final-fare"]);
   if (call.cancelFeeKrw > 0n) rows.push(["Cancellation fee", krw(call.cancelFeeKrw)]);
   if (call.driverId) rows.push(["Driver", short(call.driverId)]);
+  if (call.status === CallStatus.REQUESTED && call.offerRound) {
+    // The search: which round of offers, until when, and when the call gives up.
+    const round = call.roundExpiresAt ? `, offers open until ${when(date(call.roundExpiresAt))}` : "";
+    rows.push(["Search", `Round ${call.offerRound}${round}`, "search-round"]);
+    if (call.expiresAt) rows.push(["Expires", when(date(call.expiresAt)), "expires-at"]);
+  }
 
   const steps: [string, Timestamp | undefined][] = [
     ["Requested", call.requestedAt],

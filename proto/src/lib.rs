@@ -55,6 +55,7 @@ pub mod events {
                     P::TripCompleted(_) => "call.trip_completed",
                     P::CallCanceled(_) => "call.canceled",
                     P::CallReoffered(_) => "call.reoffered",
+                    P::CallSettled(_) => "call.settled",
                     P::DriverRegistered(_) => "driver.registered",
                     P::DriverOnline(_) => "driver.online",
                     P::DriverOffline(_) => "driver.offline",

@@ -118,6 +118,8 @@ pub enum TransitionError {
     NotOwner { action: &'static str },
     #[error("the call is at version {actual}, not {expected}")]
     VersionMismatch { expected: i64, actual: i64 },
+    #[error("nothing is owed on this call")]
+    NothingOwed,
 }
 
 /// Whether a command changed the call or found it already done (a retry).
@@ -189,6 +191,14 @@ pub struct Call {
     pub round_expires_at: Option<DateTime<Utc>>,
     /// When the call expires if nobody accepts it.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The customer's money, as the ledger last answered: approved charges,
+    /// approved refunds, and what is still owed until it is charged.
+    pub paid_krw: i64,
+    pub refunded_krw: i64,
+    pub owed_krw: i64,
+    /// How many times the customer has given another card for what is owed;
+    /// each such settlement gets an idempotency key of its own.
+    pub settle_attempt: i32,
 }
 
 impl Call {
@@ -230,7 +240,56 @@ impl Call {
             offer_round: 1,
             round_expires_at: Some((at + search.round).min(expires_at)),
             expires_at: Some(expires_at),
+            paid_krw: 0,
+            refunded_krw: 0,
+            owed_krw: 0,
+            settle_attempt: 0,
         }
+    }
+
+    /// What the customer has paid net of refunds.
+    pub fn net_paid_krw(&self) -> i64 {
+        self.paid_krw - self.refunded_krw
+    }
+
+    /// A settlement to `target_krw` answered: the ledger's net paid is now
+    /// `net_paid_krw`, and `refunded_krw` was refunded by it (when it was a
+    /// refund). What is owed is the target less the net until a charge goes
+    /// through. Only a finished call's money is recorded; an answer that
+    /// changes nothing (a retry, a repeated decline) leaves the call alone.
+    pub fn record_settlement(
+        &mut self,
+        target_krw: i64,
+        net_paid_krw: i64,
+        refunded_krw: Option<i64>,
+    ) -> Applied {
+        if !self.is_terminal() {
+            return Applied::AlreadyDone;
+        }
+        let refunded = refunded_krw.unwrap_or(self.refunded_krw);
+        let money = (
+            net_paid_krw + refunded,
+            refunded,
+            (target_krw - net_paid_krw).max(0),
+        );
+        if money == (self.paid_krw, self.refunded_krw, self.owed_krw) {
+            return Applied::AlreadyDone;
+        }
+        (self.paid_krw, self.refunded_krw, self.owed_krw) = money;
+        self.version += 1;
+        Applied::Changed
+    }
+
+    /// The customer gives `payment_method` for what the call still owes: the
+    /// owed settlement is tried again with it, under a key of its own. Not a
+    /// transition (the outcome is, through [`Self::record_settlement`]).
+    pub fn pay_with(&mut self, payment_method: String) -> Result<(), TransitionError> {
+        if !self.is_terminal() || self.owed_krw <= 0 || self.effects.settle_krw.is_none() {
+            return Err(TransitionError::NothingOwed);
+        }
+        self.payment_method = payment_method;
+        self.settle_attempt += 1;
+        Ok(())
     }
 
     /// The current round of offers ended unaccepted by `now`: the next one
@@ -315,6 +374,7 @@ impl Call {
         self.claim = None;
         self.driver_id = Some(driver);
         self.advance_krw = advance_krw;
+        self.paid_krw = advance_krw;
         self.status = CallStatus::Accepted;
         self.accepted_at = Some(at);
         self.version += 1;
@@ -396,6 +456,8 @@ impl Call {
                 self.distance_m = Some(distance_m);
                 self.final_fare_krw = Some(fare);
                 self.completed_at = Some(at);
+                // Owed until the final charge goes through (or refunded after).
+                self.owed_krw = (fare - self.net_paid_krw()).max(0);
                 self.effects.settle_krw = Some(fare);
                 self.effects.release_driver = Some(driver);
                 self.version += 1;
@@ -804,6 +866,64 @@ mod tests {
         assert_eq!(claimed.next_round(SEARCH, later), Applied::AlreadyDone);
         assert_eq!(taken.next_round(SEARCH, later), Applied::AlreadyDone);
         assert_eq!((claimed.offer_round, taken.offer_round), (1, 1));
+    }
+
+    #[test]
+    fn a_completed_call_owes_the_final_fare_until_it_is_charged() {
+        let driver = Uuid::new_v4();
+        let mut call = completed(driver);
+        let fare = call.final_fare_krw.expect("final fare");
+        assert_eq!((call.paid_krw, call.owed_krw), (6_000, fare - 6_000));
+        let version = call.version;
+
+        let declined = call.record_settlement(fare, 6_000, None);
+        let settled = call.record_settlement(fare, fare, None);
+
+        assert_eq!(declined, Applied::AlreadyDone, "a decline leaves it owed");
+        assert_eq!(settled, Applied::Changed);
+        assert_eq!((call.paid_krw, call.refunded_krw, call.owed_krw), (fare, 0, 0));
+        assert_eq!(call.version, version + 1);
+        assert_eq!(call.record_settlement(fare, fare, None), Applied::AlreadyDone);
+    }
+
+    #[test]
+    fn a_refund_shows_as_refunded_and_the_net_is_what_was_kept() {
+        let mut call = accepted(Uuid::new_v4());
+        call.cancel(CancelReason::Customer, 1_000, now()).expect("cancel");
+
+        assert_eq!(
+            call.record_settlement(1_000, 1_000, Some(5_000)),
+            Applied::Changed
+        );
+        assert_eq!(
+            (call.paid_krw, call.refunded_krw, call.owed_krw),
+            (6_000, 5_000, 0)
+        );
+        assert_eq!(call.net_paid_krw(), 1_000);
+    }
+
+    #[test]
+    fn only_a_call_that_owes_can_be_paid_with_another_card() {
+        let driver = Uuid::new_v4();
+        let mut owing = completed(driver);
+        let mut paid = completed(driver);
+        let fare = paid.final_fare_krw.expect("fare");
+        paid.record_settlement(fare, fare, None);
+        paid.effects = Effects::default();
+
+        assert_eq!(owing.pay_with("tok_other".into()), Ok(()));
+        assert_eq!(
+            (owing.payment_method.as_str(), owing.settle_attempt),
+            ("tok_other", 1)
+        );
+        assert_eq!(
+            paid.pay_with("tok_other".into()),
+            Err(TransitionError::NothingOwed)
+        );
+        assert_eq!(
+            requested().pay_with("tok_other".into()),
+            Err(TransitionError::NothingOwed)
+        );
     }
 
     #[test]

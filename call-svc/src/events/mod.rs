@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use taxi_proto::{
     call::v1 as pb,
     events::v1::{
-        CallAccepted, CallCanceled, CallRejected, CallReoffered, CallRequested, EventEnvelope, TripCompleted,
-        TripStarted, event_envelope::Payload,
+        CallAccepted, CallCanceled, CallRejected, CallReoffered, CallRequested, CallSettled, EventEnvelope,
+        TripCompleted, TripStarted, event_envelope::Payload,
     },
 };
 use uuid::Uuid;
@@ -32,6 +32,14 @@ pub fn transition(call: &Call, at: DateTime<Utc>) -> EventEnvelope {
         CallStatus::Completed => Payload::TripCompleted(TripCompleted { call: wire }),
         CallStatus::Canceled => Payload::CallCanceled(CallCanceled { call: wire }),
     };
+    outbox::envelope(call.id, call.version, at, payload)
+}
+
+/// The money of a finished call changed (see [`Call::record_settlement`]).
+pub fn settled(call: &Call, at: DateTime<Utc>) -> EventEnvelope {
+    let payload = Payload::CallSettled(CallSettled {
+        call: Some(wire_call(call)),
+    });
     outbox::envelope(call.id, call.version, at, payload)
 }
 
@@ -81,6 +89,9 @@ pub fn wire_call(call: &Call) -> pb::Call {
         offer_round: call.offer_round,
         round_expires_at: ts(call.round_expires_at),
         expires_at: ts(call.expires_at),
+        paid_krw: call.paid_krw,
+        refunded_krw: call.refunded_krw,
+        owed_krw: call.owed_krw,
     }
 }
 

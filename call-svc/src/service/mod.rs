@@ -20,6 +20,7 @@
 //! - `accept`: AcceptCall and the accept's remote steps;
 //! - `trip`: StartTrip and CompleteTrip;
 //! - `cancel`: CancelCall;
+//! - `balance`: SettleBalance, paying what a finished call owes with another card;
 //! - `effects`: performing the owed effects and scheduling their retries;
 //! - [`sweep`]: one sweep round (expiry, unfinished accepts, owed effects)
 //!   and [`sweep::run`], the loop that repeats it;
@@ -33,6 +34,7 @@
 //! [`Effects`]: crate::domain::Effects
 
 mod accept;
+mod balance;
 mod cancel;
 mod effects;
 pub mod metrics;
@@ -111,6 +113,11 @@ impl Calls {
             ),
             metrics: SagaMetrics::default(),
         }
+    }
+
+    /// What canceling costs once a driver has accepted (at most the advance).
+    pub fn cancel_fee_krw(&self) -> i64 {
+        self.saga.cancel_fee_krw
     }
 
     /// Registers the saga's metrics (see [`metrics`]) in `registry`. Once

@@ -72,7 +72,9 @@ impl Calls {
                     .await
                 {
                     Ok(Some(leased)) => {
-                        self.attempt_effects(call_id, leased.effects, leased.attempts)
+                        // A failure is logged and rescheduled by the attempt.
+                        let _ = self
+                            .attempt_effects(call_id, leased.effects, leased.attempts)
                             .await;
                     }
                     Ok(None) => {}

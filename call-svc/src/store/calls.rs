@@ -48,6 +48,10 @@ struct CallRow {
     offer_round: i32,
     round_expires_at: Option<DateTime<Utc>>,
     expires_at: Option<DateTime<Utc>>,
+    paid_krw: i64,
+    refunded_krw: i64,
+    owed_krw: i64,
+    settle_attempt: i32,
 }
 
 impl TryFrom<CallRow> for Call {
@@ -105,6 +109,10 @@ impl TryFrom<CallRow> for Call {
             offer_round: row.offer_round,
             round_expires_at: row.round_expires_at,
             expires_at: row.expires_at,
+            paid_krw: row.paid_krw,
+            refunded_krw: row.refunded_krw,
+            owed_krw: row.owed_krw,
+            settle_attempt: row.settle_attempt,
         })
     }
 }
@@ -208,6 +216,8 @@ impl Store {
                  completed_at = $12, canceled_at = $13, claim_driver_id = $14, claim_since = $15,
                  effect_settle_krw = $16, effect_release_driver = $17,
                  offer_round = $18, round_expires_at = $19,
+                 paid_krw = $20, refunded_krw = $21, owed_krw = $22, settle_attempt = $23,
+                 payment_method = $24,
                  effect_attempts = CASE WHEN effect_settle_krw IS NOT DISTINCT FROM $16
                      AND effect_release_driver IS NOT DISTINCT FROM $17 THEN effect_attempts ELSE 0 END,
                  effect_next_at = CASE WHEN effect_settle_krw IS NOT DISTINCT FROM $16
@@ -234,6 +244,11 @@ impl Store {
         .bind(call.effects.release_driver)
         .bind(call.offer_round)
         .bind(call.round_expires_at)
+        .bind(call.paid_krw)
+        .bind(call.refunded_krw)
+        .bind(call.owed_krw)
+        .bind(call.settle_attempt)
+        .bind(&call.payment_method)
         .execute(conn)
         .await
         .context("update call")?;

@@ -118,8 +118,8 @@ async fn a_repeated_cancel_answers_the_canceled_call() {
         .await
         .expect("again");
 
-    // Assert
-    assert_eq!(again.into_inner().call.expect("call").version, 3);
+    // Assert: the call as it is, after the cancel (3) and its refund (4).
+    assert_eq!(again.into_inner().call.expect("call").version, 4);
     assert_eq!(
         system.ledger(&call.call_id).await.entries.len(),
         2,

@@ -3,7 +3,8 @@
 
 use svc_kit::identity::Caller;
 use taxi_proto::call::v1::{
-    AcceptCallRequest, CallStatus, CancelCallRequest, CompleteTripRequest, GetCallRequest, StartTripRequest,
+    AcceptCallRequest, CallStatus, CancelCallRequest, CompleteTripRequest, GetCallRequest,
+    SettleBalanceRequest, StartTripRequest,
 };
 use tonic::{Code, Status};
 use uuid::Uuid;
@@ -62,6 +63,19 @@ async fn strangers_answers(system: &TestSystem, call_id: &str) -> Vec<(Code, Str
             client
                 .clone()
                 .start_trip(as_driver(driver, StartTripRequest { call_id: id() }))
+                .await,
+            call_id,
+        ),
+        answer(
+            client
+                .clone()
+                .settle_balance(as_customer(
+                    customer,
+                    SettleBalanceRequest {
+                        call_id: id(),
+                        payment_method: "tok_visa".into(),
+                    },
+                ))
                 .await,
             call_id,
         ),

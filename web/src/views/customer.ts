@@ -64,6 +64,7 @@ export function customerView(): View {
   const card = select("paymentMethod", [
     ["tok_visa", "Visa ending 4242"],
     ["tok_decline", "A card that will be declined (test)"],
+    ["tok_limit_20000", "A card with a ₩20,000 limit per charge (test)"],
   ]);
   const submit = h("button", { type: "submit", class: "primary" }, "Request taxi");
   const estimate = h("p", { class: "estimate", "data-testid": "fare-estimate", "aria-live": "polite" });
@@ -237,7 +238,7 @@ export function customerView(): View {
       "div",
       { class: "owed", "data-testid": "balance" },
       h("p", { class: "msg msg-error" }, `The final charge was declined: ${krw(shown.owedKrw ?? 0n)} is still owed.`),
-      field("Pay with", other),
+      field("Pay the balance with", other),
       pay,
     );
   }

@@ -82,6 +82,10 @@ export function customerView(): View {
   const mineNotice = new Notice();
 
   let call: CallInfo | null = null;
+  // The call whose final charge the ledger shows declined: only then is the
+  // customer offered another card (what is owed right after the trip is
+  // usually charged a moment later).
+  let declinedCall: string | null = null;
   const watching = new CallWatch({
     live,
     shown: () => call,
@@ -211,7 +215,9 @@ export function customerView(): View {
         actions.push(h("p", { class: "hint", "data-testid": "cancel-hint" }, text));
       }
     }
-    if (isTerminal(shown.status) && (shown.owedKrw ?? 0n) > 0n) actions.push(payBalance(shown));
+    if (isTerminal(shown.status) && (shown.owedKrw ?? 0n) > 0n && declinedCall === shown.callId) {
+      actions.push(payBalance(shown));
+    }
     fill(current, callCard(shown, "Call", ...actions));
   }
 
@@ -288,12 +294,15 @@ export function customerView(): View {
       await sleep(1000);
     }
     if (!ledger || call?.callId !== shown.callId) return;
+    const declined = ledger.entries.some((e) => e.kind === EntryKind.FINAL_CHARGE && e.status === EntryStatus.DECLINED);
+    declinedCall = declined ? shown.callId : null;
     try {
       const { call: latest } = await callApi.getCall({ callId: shown.callId });
       if (latest) apply(latest);
     } catch {
       // The card keeps what it showed; the ledger below is what counts.
     }
+    render();
     const kinds: Record<number, string> = {
       [EntryKind.ADVANCE]: "Advance",
       [EntryKind.FINAL_CHARGE]: "Final charge",

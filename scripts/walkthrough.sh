@@ -32,8 +32,18 @@ reply=$(rpc "$CUSTOMER" taxi.call.v1.CallService/RequestCall '{
 CALL_ID=$(echo "$reply" | field callId)
 echo "call $CALL_ID quoted $(echo "$reply" | field quotedFareKrw) KRW"
 
-echo "== 3. the driver accepts: assigned, advance charged"
-rpc "$DRIVER" taxi.call.v1.CallService/AcceptCall "{\"callId\": \"$CALL_ID\"}" | field status
+echo "== 3. the driver accepts the offer: assigned, advance charged"
+# Only a driver holding an offer may accept, and the offer reaches dispatch
+# through the event stream a moment after the request: wait for it, as the
+# driver's app waits for WatchOffers.
+for _ in $(seq 50); do
+  if reply=$(rpc "$DRIVER" taxi.call.v1.CallService/AcceptCall "{\"callId\": \"$CALL_ID\"}" 2>&1); then
+    break
+  fi
+  echo "$reply" | grep -q "no live offer" || { echo "$reply" >&2; exit 1; }
+  sleep 0.2
+done
+echo "$reply" | field status
 
 echo "== 4. the taxi departs"
 rpc "$DRIVER" taxi.call.v1.CallService/StartTrip "{\"callId\": \"$CALL_ID\"}" | field status

@@ -2,13 +2,14 @@
 //! `CALL_*` environment variables (for example `CALL_DATABASE__URL`,
 //! `CALL_SAGA__EXPIRE_AFTER_MS`).
 
+use chrono::TimeDelta;
 use eventbus::NatsConfig;
 use outbox::RelayConfig;
 use serde::{Deserialize, Serialize};
 use svc_kit::identity::{SignerConfig, TrustConfig};
 use svc_kit::{db::DatabaseConfig, grpc::ClientConfig, telemetry::LogConfig};
 
-use crate::domain::fare::FareTable;
+use crate::domain::{SearchPolicy, fare::FareTable};
 
 /// Everything call-svc needs to start.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -45,6 +46,10 @@ pub struct Config {
 pub struct SagaConfig {
     /// A REQUESTED call nobody accepts within this time is canceled (EXPIRED).
     pub expire_after_ms: u64,
+    /// How long each round of offers lasts: a round that ends unaccepted
+    /// sends the call to the next nearest drivers (dispatch's offers expire
+    /// with the round).
+    pub offer_round_ms: u64,
     /// How often the sweeper looks for expired calls and unfinished sagas.
     pub sweep_interval_ms: u64,
     /// A saga step older than this is taken over by the sweeper (it is assumed
@@ -70,6 +75,7 @@ impl Default for SagaConfig {
     fn default() -> Self {
         Self {
             expire_after_ms: 5 * 60 * 1000,
+            offer_round_ms: 30_000,
             sweep_interval_ms: 2_000,
             stale_after_ms: 15_000,
             effect_retry_base_ms: 1_000,
@@ -116,6 +122,10 @@ impl Config {
             "CALL_SAGA__CANCEL_FEE_KRW must not be negative"
         );
         anyhow::ensure!(
+            self.saga.offer_round_ms > 0 && self.saga.expire_after_ms > 0,
+            "CALL_SAGA__OFFER_ROUND_MS and CALL_SAGA__EXPIRE_AFTER_MS must be positive"
+        );
+        anyhow::ensure!(
             self.saga.sweep_interval_ms > 0,
             "CALL_SAGA__SWEEP_INTERVAL_MS must be positive"
         );
@@ -124,5 +134,16 @@ impl Config {
             "CALL_SAGA__EFFECT_RETRY_MAX_MS must not be below CALL_SAGA__EFFECT_RETRY_BASE_MS"
         );
         self.fares.validate()
+    }
+}
+
+impl SagaConfig {
+    /// How long the search for a driver lasts, round by round.
+    pub fn search(&self) -> SearchPolicy {
+        let ms = |ms: u64| TimeDelta::milliseconds(i64::try_from(ms).unwrap_or(i64::MAX));
+        SearchPolicy {
+            round: ms(self.offer_round_ms),
+            expire_after: ms(self.expire_after_ms),
+        }
     }
 }

@@ -58,7 +58,7 @@ impl From<crate::domain::TransitionError> for CallError {
         use crate::domain::TransitionError as T;
         match err {
             T::NotAssignedDriver { .. } | T::NotOwner { .. } => Self::PermissionDenied(err.to_string()),
-            T::WrongState { .. } | T::ClaimedByAnother | T::VersionMismatch { .. } => {
+            T::WrongState { .. } | T::ClaimedByAnother | T::VersionMismatch { .. } | T::NothingOwed => {
                 Self::FailedPrecondition(err.to_string())
             }
         }

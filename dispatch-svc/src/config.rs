@@ -40,11 +40,15 @@ pub struct Config {
     pub availability_radius_m: u32,
     /// Drivers whose last location is older than this are not counted as available.
     pub location_max_age_ms: u64,
-    /// A requested call is offered to drivers within this distance of the pickup.
+    /// A requested call's first round of offers goes to drivers within this
+    /// distance of the pickup; round `n` searches `n` times as far ...
     pub offer_radius_m: u32,
+    /// ... but never farther than this.
+    pub offer_max_radius_m: u32,
     /// ... and to at most this many of them, the nearest first.
     pub offer_fanout: u32,
-    /// How long an offer stays open.
+    /// How long an offer stays open when its call event does not say when its
+    /// round ends (call-svc's `CALL_SAGA__OFFER_ROUND_MS` decides that).
     pub offer_ttl_ms: u64,
     /// How call events are consumed to make and withdraw offers.
     pub offers_consumer: ConsumerConfig,
@@ -72,6 +76,7 @@ impl Default for Config {
             availability_radius_m: 3_000,
             location_max_age_ms: 600_000,
             offer_radius_m: 3_000,
+            offer_max_radius_m: 10_000,
             offer_fanout: 5,
             offer_ttl_ms: 30_000,
             offers_consumer: ConsumerConfig::default(),
@@ -109,6 +114,10 @@ impl Config {
             "DISPATCH_OFFER_RADIUS_M must be within 1..={MAX_RADIUS_M}"
         );
         anyhow::ensure!(
+            (self.offer_radius_m..=MAX_RADIUS_M).contains(&self.offer_max_radius_m),
+            "DISPATCH_OFFER_MAX_RADIUS_M must be within DISPATCH_OFFER_RADIUS_M..={MAX_RADIUS_M}"
+        );
+        anyhow::ensure!(
             (1..=MAX_OFFER_FANOUT).contains(&self.offer_fanout),
             "DISPATCH_OFFER_FANOUT must be within 1..={MAX_OFFER_FANOUT}"
         );
@@ -131,6 +140,7 @@ impl Config {
     pub fn offer_policy(&self) -> OfferPolicy {
         OfferPolicy {
             radius_m: self.offer_radius_m,
+            max_radius_m: self.offer_max_radius_m,
             fanout: self.offer_fanout,
             // Validated to at most an hour, so it fits.
             ttl: TimeDelta::milliseconds(i64::try_from(self.offer_ttl_ms).unwrap_or(i64::MAX)),

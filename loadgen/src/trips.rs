@@ -136,13 +136,22 @@ async fn worker(clients: &mut Clients, until: Instant) -> anyhow::Result<Measure
         })
         .await?;
         let id = call.call_id;
+        // The driver accepts once they hold the offer, which dispatch makes
+        // from the request's event a moment later (as their app would see
+        // it on WatchOffers): a refusal for want of one is tried again.
         let accept = AcceptCallRequest { call_id: id.clone() };
         measured_command(query, &customer, &mut measured, async {
-            Ok(calls
-                .accept_call(as_caller(&driver, accept))
-                .await?
-                .into_inner()
-                .call)
+            loop {
+                match calls.accept_call(as_caller(&driver, accept.clone())).await {
+                    Err(status)
+                        if status.code() == tonic::Code::FailedPrecondition
+                            && status.message().contains("no live offer") =>
+                    {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    answer => return Ok(answer?.into_inner().call),
+                }
+            }
         })
         .await?;
         let start = StartTripRequest { call_id: id.clone() };

@@ -54,6 +54,8 @@ pub mod events {
                     P::TripStarted(_) => "call.trip_started",
                     P::TripCompleted(_) => "call.trip_completed",
                     P::CallCanceled(_) => "call.canceled",
+                    P::CallReoffered(_) => "call.reoffered",
+                    P::CallSettled(_) => "call.settled",
                     P::DriverRegistered(_) => "driver.registered",
                     P::DriverOnline(_) => "driver.online",
                     P::DriverOffline(_) => "driver.offline",

@@ -11,8 +11,6 @@ pub enum QueryError {
     Invalid(#[from] InvalidArgument),
     #[error("call {0} not found")]
     NotFound(Uuid),
-    #[error("{0}")]
-    PermissionDenied(String),
     /// A read-your-writes wait ran out before the projection caught up.
     #[error("{0}")]
     DeadlineExceeded(String),
@@ -51,7 +49,6 @@ impl From<QueryError> for Status {
         match err {
             QueryError::Invalid(invalid) => invalid.into(),
             QueryError::NotFound(id) => Status::not_found(format!("call {id} not found")),
-            QueryError::PermissionDenied(msg) => Status::permission_denied(msg),
             QueryError::DeadlineExceeded(msg) => Status::deadline_exceeded(msg),
             shutting_down @ QueryError::ShuttingDown { .. } => Status::unavailable(shutting_down.to_string()),
             QueryError::Fault(fault) => fault.into(),

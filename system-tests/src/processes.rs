@@ -112,22 +112,22 @@ impl Processes {
         };
 
         for addr in &dispatch {
-            let mut config = system.dispatch_config();
+            let mut config = system.dispatch_app_config();
             config.listen_addr.clone_from(addr);
             processes.spawn("dispatch-svc", addr, env_of("DISPATCH_", &config)?, env)?;
         }
         for addr in &payment {
-            let mut config = system.payment_config();
+            let mut config = system.payment_app_config();
             config.listen_addr.clone_from(addr);
             processes.spawn("payment-svc", addr, env_of("PAYMENT_", &config)?, env)?;
         }
         for addr in &call {
-            let mut config = system.call_config_for(&urls(&dispatch), &urls(&payment));
+            let mut config = system.call_app_config(&urls(&dispatch), &urls(&payment));
             config.listen_addr.clone_from(addr);
             processes.spawn("call-svc", addr, env_of("CALL_", &config)?, env)?;
         }
         for addr in &query {
-            let mut config = system.query_config();
+            let mut config = system.query_app_config();
             config.listen_addr.clone_from(addr);
             processes.spawn("query-svc", addr, env_of("QUERY_", &config)?, env)?;
         }

@@ -33,6 +33,9 @@ pub struct System {
     /// How call-svc starts; after a start, pointed at the dispatch-svc and
     /// payment-svc it was given.
     pub call_config: call_svc::Config,
+    /// How dispatch-svc starts (its ports, trust, database and NATS are
+    /// filled in then).
+    pub dispatch_config: dispatch_svc::Config,
     /// Where payment-svc listens (each start on a new port unless fixed).
     pub payment_listen_addr: String,
     /// How query-svc starts.
@@ -92,6 +95,7 @@ pub fn free_local_addr() -> String {
 /// later, when the test calls [`System::start_query`]).
 pub struct SystemBuilder {
     call_config: call_svc::Config,
+    dispatch_config: dispatch_svc::Config,
     nats: Option<eventbus::NatsConfig>,
     payment_listen_addr: String,
     query_settings: QuerySettings,
@@ -103,6 +107,13 @@ impl SystemBuilder {
     /// the test defaults.
     pub fn call_config(mut self, config: call_svc::Config) -> Self {
         self.call_config = config;
+        self
+    }
+
+    /// dispatch-svc started with `config`'s policies (offers, radii) instead
+    /// of the defaults.
+    pub fn dispatch_config(mut self, config: dispatch_svc::Config) -> Self {
+        self.dispatch_config = config;
         self
     }
 
@@ -161,6 +172,7 @@ impl SystemBuilder {
             nats: self.nats.unwrap_or_else(eventbus::testing::isolated),
             redis_prefix: format!("test:{}", Uuid::new_v4().simple()),
             call_config: self.call_config,
+            dispatch_config: self.dispatch_config,
             payment_listen_addr: self.payment_listen_addr,
             query_settings: self.query_settings,
             call: None,
@@ -178,6 +190,7 @@ impl System {
     pub fn builder() -> SystemBuilder {
         SystemBuilder {
             call_config: test_call_config(),
+            dispatch_config: dispatch_svc::Config::default(),
             nats: None,
             payment_listen_addr: "127.0.0.1:0".into(),
             query_settings: QuerySettings::default(),
@@ -194,19 +207,19 @@ impl System {
     }
 
     /// dispatch-svc's test settings on this system's stores, on random ports.
-    pub fn dispatch_config(&self) -> dispatch_svc::Config {
+    pub fn dispatch_app_config(&self) -> dispatch_svc::Config {
         dispatch_svc::Config {
             listen_addr: "127.0.0.1:0".into(),
             admin_addr: "127.0.0.1:0".into(),
             trust: svc_kit::testing::trust(),
             database: self.database(),
             nats: self.nats.clone(),
-            ..Default::default()
+            ..self.dispatch_config.clone()
         }
     }
 
     /// payment-svc's test settings on this system's stores.
-    pub fn payment_config(&self) -> payment_svc::Config {
+    pub fn payment_app_config(&self) -> payment_svc::Config {
         payment_svc::Config {
             listen_addr: self.payment_listen_addr.clone(),
             admin_addr: "127.0.0.1:0".into(),
@@ -219,7 +232,7 @@ impl System {
 
     /// call-svc's settings (`call_config`) on this system's stores, calling
     /// dispatch-svc and payment-svc at these URLs.
-    pub fn call_config_for(&self, dispatch_url: &str, payment_url: &str) -> call_svc::Config {
+    pub fn call_app_config(&self, dispatch_url: &str, payment_url: &str) -> call_svc::Config {
         let mut config = self.call_config.clone();
         config.database = self.database();
         config.nats = self.nats.clone();
@@ -229,7 +242,7 @@ impl System {
     }
 
     /// query-svc's settings (`query_settings`) projecting this system's events.
-    pub fn query_config(&self) -> query_svc::Config {
+    pub fn query_app_config(&self) -> query_svc::Config {
         let settings = &self.query_settings;
         let mut config = query_svc::Config {
             listen_addr: settings.listen_addr.clone(),
@@ -246,7 +259,7 @@ impl System {
     }
 
     pub async fn start_dispatch(&mut self) {
-        let config = self.dispatch_config();
+        let config = self.dispatch_app_config();
         let app = dispatch_svc::App::build(config)
             .await
             .expect("build dispatch-svc");
@@ -257,7 +270,7 @@ impl System {
     }
 
     pub async fn start_payment(&mut self) {
-        let config = self.payment_config();
+        let config = self.payment_app_config();
         let app = payment_svc::App::build(config).await.expect("build payment-svc");
         self.admin.insert("payment-svc", app.admin_addr());
         self.payment = Some(RunningService::start(app.local_addr(), |stop| {
@@ -294,7 +307,7 @@ impl System {
                 .as_ref()
                 .map_or_else(|| before.url.clone(), RunningService::url)
         };
-        let config = self.call_config_for(
+        let config = self.call_app_config(
             &url_of(&self.dispatch, &self.call_config.dispatch),
             &url_of(&self.payment, &self.call_config.payment),
         );
@@ -310,7 +323,7 @@ impl System {
     /// events; once started, always on the same port, so that whoever calls
     /// it finds it again after a restart.
     pub async fn start_query(&mut self) {
-        let config = self.query_config();
+        let config = self.query_app_config();
         let app = query_svc::App::build(config).await.expect("build query-svc");
         self.admin.insert("query-svc", app.admin_addr());
         self.query_settings.listen_addr = app.local_addr().to_string();
@@ -405,6 +418,24 @@ impl System {
             .await
             .expect("list payments from payment-svc")
             .into_inner()
+    }
+
+    /// Waits until the driver holds a live offer of the call, which
+    /// dispatch-svc makes once the request's event reaches it, for up to 30 s.
+    pub async fn wait_for_offer(&self, call_id: &str, driver: Uuid) {
+        let offered = || async {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT 1 FROM dispatch.offers WHERE call_id = $1::uuid AND driver_id = $2
+                     AND withdrawn_at IS NULL AND expires_at > now())",
+            )
+            .bind(call_id)
+            .bind(driver)
+            .fetch_one(&self.db)
+            .await
+            .expect("read dispatch's offers")
+        };
+        let made = crate::poll::poll(crate::poll::PATIENCE, offered, |made| *made).await;
+        assert!(made, "call {call_id} was never offered to driver {driver}");
     }
 
     /// The one number `sql` counts in the test database.

@@ -74,6 +74,11 @@ pub async fn request_call(
         .expect("call")
 }
 
+/// The driver accepts the call once they hold its offer. Only a driver
+/// holding a live offer may accept, and the offer reaches dispatch-svc
+/// through the event stream a moment after the request, so this waits for
+/// it as a driver's app waits for WatchOffers: a refusal for want of an
+/// offer is retried for a few seconds, any other answer returned.
 pub async fn accept(
     calls: &CallServiceClient<Channel>,
     driver: &impl Credentials,
@@ -82,8 +87,24 @@ pub async fn accept(
     let request = AcceptCallRequest {
         call_id: call_id.into(),
     };
-    let response = calls.clone().accept_call(driver.attach(request)).await?;
-    Ok(response.into_inner().call.expect("call"))
+    let deadline = tokio::time::Instant::now() + OFFER_PATIENCE;
+    loop {
+        match calls.clone().accept_call(driver.attach(request.clone())).await {
+            Err(status) if is_no_live_offer(&status) && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(crate::poll::EVERY).await;
+            }
+            answer => return Ok(answer?.into_inner().call.expect("call")),
+        }
+    }
+}
+
+/// How long [`accept`] waits for the driver's offer to be made.
+pub const OFFER_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether `status` refuses an accept because the driver holds no live
+/// offer of the call.
+pub fn is_no_live_offer(status: &Status) -> bool {
+    status.code() == tonic::Code::FailedPrecondition && status.message().contains("no live offer")
 }
 
 pub async fn start_trip(

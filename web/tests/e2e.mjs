@@ -260,6 +260,50 @@ describe("the browser app", () => {
       // The driver is released and back to taking offers.
       await driver.getByTestId("driver-status").filter({ hasText: "AVAILABLE" }).waitFor();
       assert.equal(await driver.evaluate(() => window.e2eNoReload), true, "the driver page was not reloaded");
+      await myCallsShow(/CANCELED · paid ₩0(?![\d,])/);
+    });
+  });
+
+  test("a declined final charge is owed until the customer pays it with another card", async () => {
+    await screenshotsOnFailure("balance", async () => {
+      const customer = pages.customer;
+      const driver = pages.driver;
+      await customer.getByLabel("Pay with", { exact: true }).selectOption({ label: "A card with a ₩20,000 limit per charge (test)" });
+      await requestTaxi();
+      await customer.getByRole("status").filter({ hasText: /Taxi requested/ }).waitFor();
+      const callId = await currentCallId();
+      await driverAccepts(callId);
+      await customerSees("ACCEPTED");
+      await driver.getByRole("button", { name: "Start trip" }).click();
+      await customerSees("IN_TRIP");
+      // 100 km: the final charge is over the card's limit.
+      await driver.getByLabel("Distance driven (km)").fill("100");
+      await driver.getByRole("button", { name: "Complete trip" }).click();
+      await customerSees("COMPLETED");
+      const balance = customer.getByTestId("balance");
+      await balance.waitFor();
+      const owed = (await customer.getByTestId("owed").textContent()).trim();
+      assert.match(owed, /^₩[\d,]+$/);
+      await balance.getByLabel("Pay the balance with").selectOption({ label: "Visa ending 4242" });
+      await balance.getByRole("button", { name: `Pay ${owed}` }).click();
+      await customer.getByRole("status").filter({ hasText: "Nothing is owed on this call any more." }).waitFor();
+      await balance.waitFor({ state: "detached" });
+      const finalFare = (await customer.getByTestId("final-fare").textContent()).trim();
+      await customer.getByTestId("net-paid").filter({ hasText: finalFare }).waitFor();
+      await driver.getByTestId("driver-status").filter({ hasText: "AVAILABLE" }).waitFor();
+      await customer.getByLabel("Pay with", { exact: true }).selectOption({ label: "Visa ending 4242" });
     });
   });
 });
+
+/** Refreshes "My calls" until one of them reads `summary` (the read model may lag a moment). */
+async function myCallsShow(summary) {
+  const page = pages.customer;
+  const mine = page.getByRole("list", { name: "Past calls" }).locator("li").filter({ hasText: summary });
+  for (const deadline = Date.now() + STEP; Date.now() < deadline; ) {
+    if (await mine.count()) return;
+    await page.getByRole("button", { name: "Refresh" }).click();
+    await page.waitForTimeout(500);
+  }
+  assert.fail(`no call in "My calls" reads ${summary}`);
+}

@@ -7,6 +7,11 @@
 //!        payment declined
 //! ```
 //!
+//! While REQUESTED, the call is offered to drivers in *rounds*: each round
+//! lasts [`SearchPolicy::round`], and one that ends unaccepted starts the
+//! next ([`Call::next_round`], which dispatch answers with new offers), until
+//! someone accepts or the call expires.
+//!
 //! Accepting takes two remote steps (assign the driver, charge the advance), so
 //! a driver first *claims* the call; the claim is bookkeeping, not a state the
 //! customer sees, and it does not bump the version. A transition that owes work
@@ -15,7 +20,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use svc_kit::geo::GeoPoint;
 use taxi_proto::{call::v1 as pb, common::v1::TaxiType};
 use uuid::Uuid;
@@ -113,6 +118,8 @@ pub enum TransitionError {
     NotOwner { action: &'static str },
     #[error("the call is at version {actual}, not {expected}")]
     VersionMismatch { expected: i64, actual: i64 },
+    #[error("nothing is owed on this call")]
+    NothingOwed,
 }
 
 /// Whether a command changed the call or found it already done (a retry).
@@ -120,6 +127,14 @@ pub enum TransitionError {
 pub enum Applied {
     Changed,
     AlreadyDone,
+}
+
+/// How long the search for a driver lasts: each round of offers, and the
+/// whole search before the call expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SearchPolicy {
+    pub round: TimeDelta,
+    pub expire_after: TimeDelta,
 }
 
 /// What a customer asks for.
@@ -170,17 +185,33 @@ pub struct Call {
     pub canceled_at: Option<DateTime<Utc>>,
     pub claim: Option<Claim>,
     pub effects: Effects,
+    /// The round of offers the search is in (1 for the first).
+    pub offer_round: i32,
+    /// When the current round ends; `None` for calls older than rounds.
+    pub round_expires_at: Option<DateTime<Utc>>,
+    /// When the call expires if nobody accepts it.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The customer's money, as the ledger last answered: approved charges,
+    /// approved refunds, and what is still owed until it is charged.
+    pub paid_krw: i64,
+    pub refunded_krw: i64,
+    pub owed_krw: i64,
+    /// How many times the customer has given another card for what is owed;
+    /// each such settlement gets an idempotency key of its own.
+    pub settle_attempt: i32,
 }
 
 impl Call {
-    /// A new REQUESTED call at version 1.
+    /// A new REQUESTED call at version 1, in its first round of offers.
     pub fn request(
         id: Uuid,
         request: CallRequest,
         quote: Quote,
         availability_unchecked: bool,
+        search: SearchPolicy,
         at: DateTime<Utc>,
     ) -> Self {
+        let expires_at = at + search.expire_after;
         Self {
             id,
             customer_id: request.customer_id,
@@ -206,7 +237,75 @@ impl Call {
             canceled_at: None,
             claim: None,
             effects: Effects::default(),
+            offer_round: 1,
+            round_expires_at: Some((at + search.round).min(expires_at)),
+            expires_at: Some(expires_at),
+            paid_krw: 0,
+            refunded_krw: 0,
+            owed_krw: 0,
+            settle_attempt: 0,
         }
+    }
+
+    /// What the customer has paid net of refunds.
+    pub fn net_paid_krw(&self) -> i64 {
+        self.paid_krw - self.refunded_krw
+    }
+
+    /// A settlement to `target_krw` answered: the ledger's net paid is now
+    /// `net_paid_krw`, and `refunded_krw` was refunded by it (when it was a
+    /// refund). What is owed is the target less the net until a charge goes
+    /// through. Only a finished call's money is recorded; an answer that
+    /// changes nothing (a retry, a repeated decline) leaves the call alone.
+    pub fn record_settlement(
+        &mut self,
+        target_krw: i64,
+        net_paid_krw: i64,
+        refunded_krw: Option<i64>,
+    ) -> Applied {
+        if !self.is_terminal() {
+            return Applied::AlreadyDone;
+        }
+        let refunded = refunded_krw.unwrap_or(self.refunded_krw);
+        let money = (
+            net_paid_krw + refunded,
+            refunded,
+            (target_krw - net_paid_krw).max(0),
+        );
+        if money == (self.paid_krw, self.refunded_krw, self.owed_krw) {
+            return Applied::AlreadyDone;
+        }
+        (self.paid_krw, self.refunded_krw, self.owed_krw) = money;
+        self.version += 1;
+        Applied::Changed
+    }
+
+    /// The customer gives `payment_method` for what the call still owes: the
+    /// owed settlement is tried again with it, under a key of its own. Not a
+    /// transition (the outcome is, through [`Self::record_settlement`]).
+    pub fn pay_with(&mut self, payment_method: String) -> Result<(), TransitionError> {
+        if !self.is_terminal() || self.owed_krw <= 0 || self.effects.settle_krw.is_none() {
+            return Err(TransitionError::NothingOwed);
+        }
+        self.payment_method = payment_method;
+        self.settle_attempt += 1;
+        Ok(())
+    }
+
+    /// The current round of offers ended unaccepted by `now`: the next one
+    /// starts, open until `now + round` (never past the call's expiry).
+    /// Nothing changes while a driver is accepting, before the round ends,
+    /// or once the call is no longer waiting or has expired.
+    pub fn next_round(&mut self, policy: SearchPolicy, now: DateTime<Utc>) -> Applied {
+        let expires_at = self.expires_at.unwrap_or(self.requested_at + policy.expire_after);
+        let waiting = self.status == CallStatus::Requested && self.claim.is_none() && now < expires_at;
+        if !waiting || self.round_expires_at.is_some_and(|end| end > now) {
+            return Applied::AlreadyDone;
+        }
+        self.offer_round += 1;
+        self.round_expires_at = Some((now + policy.round).min(expires_at));
+        self.version += 1;
+        Applied::Changed
     }
 
     fn wrong_state(&self, action: &'static str) -> TransitionError {
@@ -275,6 +374,7 @@ impl Call {
         self.claim = None;
         self.driver_id = Some(driver);
         self.advance_krw = advance_krw;
+        self.paid_krw = advance_krw;
         self.status = CallStatus::Accepted;
         self.accepted_at = Some(at);
         self.version += 1;
@@ -356,6 +456,8 @@ impl Call {
                 self.distance_m = Some(distance_m);
                 self.final_fare_krw = Some(fare);
                 self.completed_at = Some(at);
+                // Owed until the final charge goes through (or refunded after).
+                self.owed_krw = (fare - self.net_paid_krw()).max(0);
                 self.effects.settle_krw = Some(fare);
                 self.effects.release_driver = Some(driver);
                 self.version += 1;
@@ -444,9 +546,15 @@ mod tests {
                 fare_krw: 6_000,
             },
             false,
+            SEARCH,
             now(),
         )
     }
+
+    const SEARCH: SearchPolicy = SearchPolicy {
+        round: TimeDelta::seconds(30),
+        expire_after: TimeDelta::seconds(300),
+    };
 
     fn accepted(driver: Uuid) -> Call {
         let mut call = requested();
@@ -719,6 +827,102 @@ mod tests {
         assert!(
             wrong_state(call.give_up_accept(driver, now())),
             "only an unfinished accept is given up"
+        );
+    }
+
+    #[test]
+    fn a_round_that_ends_unaccepted_starts_the_next_until_the_call_expires() {
+        let mut call = requested();
+        let start = call.requested_at;
+        assert_eq!(call.offer_round, 1);
+        assert_eq!(call.round_expires_at, Some(start + TimeDelta::seconds(30)));
+
+        let early = call.next_round(SEARCH, start + TimeDelta::seconds(29));
+        let due = call.next_round(SEARCH, start + TimeDelta::seconds(30));
+
+        assert_eq!((early, due), (Applied::AlreadyDone, Applied::Changed));
+        assert_eq!((call.offer_round, call.version), (2, 2));
+        assert_eq!(call.round_expires_at, Some(start + TimeDelta::seconds(60)));
+        let last = start + TimeDelta::seconds(290);
+        assert_eq!(call.next_round(SEARCH, last), Applied::Changed);
+        assert_eq!(
+            call.round_expires_at, call.expires_at,
+            "the last round ends with the call"
+        );
+        assert_eq!(
+            call.next_round(SEARCH, start + TimeDelta::seconds(300)),
+            Applied::AlreadyDone,
+            "an expired call is not offered again"
+        );
+    }
+
+    #[test]
+    fn no_new_round_while_a_driver_accepts_or_once_the_call_is_taken() {
+        let later = now() + TimeDelta::seconds(31);
+        let mut claimed = requested();
+        claimed.claim(Uuid::new_v4(), now()).expect("claim");
+        let mut taken = accepted(Uuid::new_v4());
+
+        assert_eq!(claimed.next_round(SEARCH, later), Applied::AlreadyDone);
+        assert_eq!(taken.next_round(SEARCH, later), Applied::AlreadyDone);
+        assert_eq!((claimed.offer_round, taken.offer_round), (1, 1));
+    }
+
+    #[test]
+    fn a_completed_call_owes_the_final_fare_until_it_is_charged() {
+        let driver = Uuid::new_v4();
+        let mut call = completed(driver);
+        let fare = call.final_fare_krw.expect("final fare");
+        assert_eq!((call.paid_krw, call.owed_krw), (6_000, fare - 6_000));
+        let version = call.version;
+
+        let declined = call.record_settlement(fare, 6_000, None);
+        let settled = call.record_settlement(fare, fare, None);
+
+        assert_eq!(declined, Applied::AlreadyDone, "a decline leaves it owed");
+        assert_eq!(settled, Applied::Changed);
+        assert_eq!((call.paid_krw, call.refunded_krw, call.owed_krw), (fare, 0, 0));
+        assert_eq!(call.version, version + 1);
+        assert_eq!(call.record_settlement(fare, fare, None), Applied::AlreadyDone);
+    }
+
+    #[test]
+    fn a_refund_shows_as_refunded_and_the_net_is_what_was_kept() {
+        let mut call = accepted(Uuid::new_v4());
+        call.cancel(CancelReason::Customer, 1_000, now()).expect("cancel");
+
+        assert_eq!(
+            call.record_settlement(1_000, 1_000, Some(5_000)),
+            Applied::Changed
+        );
+        assert_eq!(
+            (call.paid_krw, call.refunded_krw, call.owed_krw),
+            (6_000, 5_000, 0)
+        );
+        assert_eq!(call.net_paid_krw(), 1_000);
+    }
+
+    #[test]
+    fn only_a_call_that_owes_can_be_paid_with_another_card() {
+        let driver = Uuid::new_v4();
+        let mut owing = completed(driver);
+        let mut paid = completed(driver);
+        let fare = paid.final_fare_krw.expect("fare");
+        paid.record_settlement(fare, fare, None);
+        paid.effects = Effects::default();
+
+        assert_eq!(owing.pay_with("tok_other".into()), Ok(()));
+        assert_eq!(
+            (owing.payment_method.as_str(), owing.settle_attempt),
+            ("tok_other", 1)
+        );
+        assert_eq!(
+            paid.pay_with("tok_other".into()),
+            Err(TransitionError::NothingOwed)
+        );
+        assert_eq!(
+            requested().pay_with("tok_other".into()),
+            Err(TransitionError::NothingOwed)
         );
     }
 

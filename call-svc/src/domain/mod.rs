@@ -9,5 +9,7 @@
 pub mod call;
 pub mod fare;
 
-pub use call::{Applied, Call, CallRequest, CallStatus, CancelReason, Claim, Effects, TransitionError};
+pub use call::{
+    Applied, Call, CallRequest, CallStatus, CancelReason, Claim, Effects, SearchPolicy, TransitionError,
+};
 pub use fare::{FareRule, FareTable, Quote};

@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use taxi_proto::{
     call::v1 as pb,
     events::v1::{
-        CallAccepted, CallCanceled, CallRejected, CallRequested, EventEnvelope, TripCompleted, TripStarted,
-        event_envelope::Payload,
+        CallAccepted, CallCanceled, CallRejected, CallReoffered, CallRequested, CallSettled, EventEnvelope,
+        TripCompleted, TripStarted, event_envelope::Payload,
     },
 };
 use uuid::Uuid;
@@ -24,12 +24,22 @@ use crate::domain::{Call, CallRequest, CallStatus, Quote};
 pub fn transition(call: &Call, at: DateTime<Utc>) -> EventEnvelope {
     let wire = Some(wire_call(call));
     let payload = match call.status {
+        // A later round of offers of a call still waiting for a driver.
+        CallStatus::Requested if call.offer_round > 1 => Payload::CallReoffered(CallReoffered { call: wire }),
         CallStatus::Requested => Payload::CallRequested(CallRequested { call: wire }),
         CallStatus::Accepted => Payload::CallAccepted(CallAccepted { call: wire }),
         CallStatus::InTrip => Payload::TripStarted(TripStarted { call: wire }),
         CallStatus::Completed => Payload::TripCompleted(TripCompleted { call: wire }),
         CallStatus::Canceled => Payload::CallCanceled(CallCanceled { call: wire }),
     };
+    outbox::envelope(call.id, call.version, at, payload)
+}
+
+/// The money of a finished call changed (see [`Call::record_settlement`]).
+pub fn settled(call: &Call, at: DateTime<Utc>) -> EventEnvelope {
+    let payload = Payload::CallSettled(CallSettled {
+        call: Some(wire_call(call)),
+    });
     outbox::envelope(call.id, call.version, at, payload)
 }
 
@@ -76,6 +86,12 @@ pub fn wire_call(call: &Call) -> pb::Call {
         started_at: ts(call.started_at),
         completed_at: ts(call.completed_at),
         canceled_at: ts(call.canceled_at),
+        offer_round: call.offer_round,
+        round_expires_at: ts(call.round_expires_at),
+        expires_at: ts(call.expires_at),
+        paid_krw: call.paid_krw,
+        refunded_krw: call.refunded_krw,
+        owed_krw: call.owed_krw,
     }
 }
 
@@ -85,6 +101,7 @@ mod tests {
     use taxi_proto::common::v1::TaxiType;
 
     use super::*;
+    use crate::domain::SearchPolicy;
 
     #[test]
     fn a_call_event_carries_the_call_as_the_api_answers_it() {
@@ -105,7 +122,11 @@ mod tests {
             fare_krw: 6_000,
         };
         let at = svc_kit::clock::now();
-        let call = Call::request(Uuid::new_v4(), request, quote, false, at);
+        let search = SearchPolicy {
+            round: chrono::TimeDelta::seconds(30),
+            expire_after: chrono::TimeDelta::seconds(300),
+        };
+        let call = Call::request(Uuid::new_v4(), request, quote, false, search, at);
 
         let event = transition(&call, at);
 

@@ -84,7 +84,17 @@ pub(super) fn call_id(raw: &str) -> Result<Uuid, InvalidArgument> {
 pub(super) fn complete_trip(req: &pb::CompleteTripRequest) -> Result<(Uuid, i64), InvalidArgument> {
     let mut v = Violations::new();
     let id = v.uuid("call_id", &req.call_id);
-    let distance = v.within("distance_m", req.distance_m, 0, MAX_DISTANCE_M);
+    // Required: the fare is priced by it, and 0 is what a client that left
+    // it out sends, so it is never taken for a trip of no length.
+    let distance = if req.distance_m == 0 {
+        v.add(
+            "distance_m",
+            format!("is required: the metres driven, 1..={MAX_DISTANCE_M}"),
+        );
+        None
+    } else {
+        v.within("distance_m", req.distance_m, 1, MAX_DISTANCE_M)
+    };
     v.finish()?;
     id.zip(distance)
         .ok_or_else(|| InvalidArgument::field("request", "is malformed"))
@@ -96,5 +106,15 @@ pub(super) fn cancel_call(req: &pb::CancelCallRequest) -> Result<(Uuid, i64), In
     let version = v.within("expected_version", req.expected_version, 0, i64::MAX);
     v.finish()?;
     id.zip(version)
+        .ok_or_else(|| InvalidArgument::field("request", "is malformed"))
+}
+
+/// (call id, card) of a SettleBalance.
+pub(super) fn settle_balance(req: &pb::SettleBalanceRequest) -> Result<(Uuid, String), InvalidArgument> {
+    let mut v = Violations::new();
+    let id = v.uuid("call_id", &req.call_id);
+    let payment_method = v.text("payment_method", &req.payment_method, MAX_PAYMENT_METHOD_LEN);
+    v.finish()?;
+    id.zip(payment_method)
         .ok_or_else(|| InvalidArgument::field("request", "is malformed"))
 }

@@ -9,8 +9,8 @@ use svc_kit::identity::Caller;
 use taxi_proto::call::v1::{
     AcceptCallRequest, AcceptCallResponse, CancelCallRequest, CancelCallResponse, CompleteTripRequest,
     CompleteTripResponse, GetCallRequest, GetCallResponse, QuoteFareRequest, QuoteFareResponse,
-    RequestCallRequest, RequestCallResponse, StartTripRequest, StartTripResponse,
-    call_service_server::CallService,
+    RequestCallRequest, RequestCallResponse, SettleBalanceRequest, SettleBalanceResponse, StartTripRequest,
+    StartTripResponse, call_service_server::CallService,
 };
 use tonic::{Request, Response, Status};
 
@@ -40,6 +40,7 @@ impl CallService for CallApi {
         Ok(Response::new(QuoteFareResponse {
             estimated_distance_m: quote.distance_m,
             fare_krw: quote.fare_krw,
+            cancel_fee_krw: self.calls.cancel_fee_krw().min(quote.fare_krw),
         }))
     }
 
@@ -107,6 +108,22 @@ impl CallService for CallApi {
             .cancel_call(customer, call_id, expected_version)
             .await?;
         Ok(Response::new(CancelCallResponse {
+            call: Some(wire_call(&call)),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(call_id = %request.get_ref().call_id))]
+    async fn settle_balance(
+        &self,
+        request: Request<SettleBalanceRequest>,
+    ) -> Result<Response<SettleBalanceResponse>, Status> {
+        let customer = Caller::of(&request)?.customer()?;
+        let (call_id, payment_method) = convert::settle_balance(request.get_ref())?;
+        let call = self
+            .calls
+            .settle_balance(customer, call_id, payment_method)
+            .await?;
+        Ok(Response::new(SettleBalanceResponse {
             call: Some(wire_call(&call)),
         }))
     }

@@ -6,13 +6,14 @@
 
 use std::time::Instant;
 
+use svc_kit::identity::Caller;
 use taxi_proto::{
     dispatch::v1::AssignDriverRequest,
     payment::v1::{ChargeAdvanceRequest, EntryStatus},
 };
 use uuid::Uuid;
 
-use super::{Calls, is_transient, metrics::AcceptStep};
+use super::{Calls, is_transient, metrics::AcceptStep, visible};
 use crate::{
     domain::{Applied, Call, TransitionError},
     error::CallError,
@@ -41,6 +42,8 @@ impl Calls {
             .lock(&mut tx, call_id)
             .await?
             .ok_or(CallError::NotFound(call_id))?;
+        // A call another driver took is none of this driver's business.
+        visible(&Caller::Driver(driver), call_id, Some(&call))?;
         if call.claim(driver, svc_kit::clock::now())? == Applied::AlreadyDone {
             return Ok((call, Applied::AlreadyDone));
         }

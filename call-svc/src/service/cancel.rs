@@ -4,7 +4,9 @@
 
 use uuid::Uuid;
 
-use super::Calls;
+use svc_kit::identity::Caller;
+
+use super::{Calls, visible};
 use crate::{
     domain::{Applied, Call, CallStatus, CancelReason},
     error::CallError,
@@ -21,6 +23,7 @@ impl Calls {
     ) -> Result<Call, CallError> {
         let fee = self.saga.cancel_fee_krw;
         self.transition(call_id, |call, now| {
+            visible(&Caller::Customer(customer), call_id, Some(call))?;
             call.require_owner(customer, "cancel")?;
             if call.status == CallStatus::Canceled && call.cancel_reason == Some(CancelReason::Customer) {
                 return Ok(Applied::AlreadyDone);

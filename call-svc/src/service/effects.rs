@@ -6,13 +6,17 @@
 use chrono::{DateTime, Utc};
 use taxi_proto::{
     dispatch::v1::ReleaseDriverRequest,
-    payment::v1::{EntryStatus, SettleFinalRequest},
+    payment::v1::{EntryKind, EntryStatus, SettleFinalRequest},
 };
 use tonic::Status;
 use uuid::Uuid;
 
 use super::{Calls, metrics::Effect};
-use crate::domain::{Call, Effects};
+use crate::{
+    domain::{Applied, Call, Effects},
+    error::CallError,
+    events,
+};
 
 /// Retries of owed effects after which every further failure is logged as an
 /// error: someone should look, though the retries go on (money must settle).
@@ -26,14 +30,21 @@ impl Calls {
         if call.effects.is_empty() {
             return;
         }
-        self.attempt_effects(call.id, call.effects, 0).await;
+        // A failure is logged and left to the sweeper by the attempt.
+        let _ = self.attempt_effects(call.id, call.effects, 0).await;
     }
 
     /// Attempts `effects` after `attempts` retries by the sweeper (0: the
-    /// attempt right after the commit); when it fails, schedules the next one.
-    pub(super) async fn attempt_effects(&self, call_id: Uuid, effects: Effects, attempts: i32) {
+    /// attempt right after the commit); when it fails, schedules the next one
+    /// and returns why it failed.
+    pub(super) async fn attempt_effects(
+        &self,
+        call_id: Uuid,
+        effects: Effects,
+        attempts: i32,
+    ) -> Option<Status> {
         let Err((owed, status)) = self.try_effects(call_id, effects).await else {
-            return;
+            return None;
         };
         let delay = self
             .effect_retry
@@ -59,6 +70,7 @@ impl Calls {
         } else {
             tracing::warn!(%call_id, attempts, ?code, message, retry_in = ?delay, "owed effects failed again");
         }
+        Some(status)
     }
 
     /// Performs each owed effect on its own, side by side (a payment outage
@@ -101,13 +113,29 @@ impl Calls {
         }
     }
 
-    /// Brings what the customer paid for the call to `amount_krw`. A declined
-    /// charge is a failure: the call stays owed its settlement.
+    /// Brings what the customer paid for the call to `amount_krw`, and
+    /// records on the call what the ledger answered. A declined charge is a
+    /// failure: the call stays owed its settlement.
     async fn settle(&self, call_id: Uuid, amount_krw: i64) -> Result<(), Status> {
+        let call = self
+            .store
+            .get(call_id)
+            .await
+            .map_err(|error| Status::unavailable(format!("cannot read the call: {error:#}")))?;
+        // The advance's card under the call's own key, or the card the
+        // customer gave for what is owed, under a key per card given.
+        let (idempotency_key, payment_method) = match call {
+            Some(call) if call.settle_attempt > 0 => (
+                format!("{call_id}/settle/{}", call.settle_attempt),
+                call.payment_method,
+            ),
+            _ => (format!("{call_id}/settle"), String::new()),
+        };
         let settle = SettleFinalRequest {
             call_id: call_id.to_string(),
             final_amount_krw: amount_krw,
-            idempotency_key: format!("{call_id}/settle"),
+            idempotency_key,
+            payment_method,
         };
         let settled = self
             .payment
@@ -115,6 +143,14 @@ impl Calls {
             .settle_final(self.signer.service_request(settle))
             .await?
             .into_inner();
+        let refunded = settled
+            .entry
+            .as_ref()
+            .filter(|entry| entry.kind() == EntryKind::Refund && entry.status() == EntryStatus::Approved)
+            .map(|entry| entry.amount_krw);
+        self.record_settlement(call_id, amount_krw, settled.net_paid_krw, refunded)
+            .await
+            .map_err(|error| Status::unavailable(format!("cannot record the settlement: {error}")))?;
         match settled.entry {
             Some(entry) if entry.status() == EntryStatus::Declined => {
                 Err(Status::failed_precondition(format!(
@@ -124,6 +160,29 @@ impl Calls {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Records a settlement's answer on the call, with a CallSettled event
+    /// when it changed what the customer paid, was refunded or owes.
+    async fn record_settlement(
+        &self,
+        call_id: Uuid,
+        target_krw: i64,
+        net_paid_krw: i64,
+        refunded_krw: Option<i64>,
+    ) -> Result<(), CallError> {
+        let now = svc_kit::clock::now();
+        let mut tx = self.store.begin().await?;
+        let Some(mut call) = self.store.lock(&mut tx, call_id).await? else {
+            return Ok(());
+        };
+        if call.record_settlement(target_krw, net_paid_krw, refunded_krw) == Applied::Changed {
+            self.store.update(&mut tx, &call).await?;
+            outbox::append(&mut tx, &events::settled(&call, now)).await?;
+            tx.commit().await?;
+            tracing::info!(%call_id, paid = call.paid_krw, refunded = call.refunded_krw, owed = call.owed_krw, "payment recorded");
+        }
+        Ok(())
     }
 
     async fn release(&self, call_id: Uuid, driver: Uuid) -> Result<(), Status> {

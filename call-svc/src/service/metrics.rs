@@ -329,7 +329,15 @@ mod tests {
             distance_m: 3_000,
             fare_krw: 6_000,
         };
-        Call::request(uuid::Uuid::new_v4(), request, quote, false, chrono::Utc::now())
+        let search = crate::config::SagaConfig::default().search();
+        Call::request(
+            uuid::Uuid::new_v4(),
+            request,
+            quote,
+            false,
+            search,
+            chrono::Utc::now(),
+        )
     }
 
     fn canceled(reason: CancelReason) -> Call {

@@ -20,6 +20,7 @@
 //! - `accept`: AcceptCall and the accept's remote steps;
 //! - `trip`: StartTrip and CompleteTrip;
 //! - `cancel`: CancelCall;
+//! - `balance`: SettleBalance, paying what a finished call owes with another card;
 //! - `effects`: performing the owed effects and scheduling their retries;
 //! - [`sweep`]: one sweep round (expiry, unfinished accepts, owed effects)
 //!   and [`sweep::run`], the loop that repeats it;
@@ -33,6 +34,7 @@
 //! [`Effects`]: crate::domain::Effects
 
 mod accept;
+mod balance;
 mod cancel;
 mod effects;
 pub mod metrics;
@@ -112,6 +114,11 @@ impl Calls {
         }
     }
 
+    /// What canceling costs once a driver has accepted (at most the advance).
+    pub fn cancel_fee_krw(&self) -> i64 {
+        self.saga.cancel_fee_krw
+    }
+
     /// Registers the saga's metrics (see [`metrics`]) in `registry`. Once
     /// per registry.
     pub fn register_metrics(&self, registry: &mut Registry) {
@@ -119,25 +126,12 @@ impl Calls {
     }
 
     /// Reads a call: its customer, its driver (or any driver while it is still
-    /// open for offers), analysts and services may.
+    /// open for offers), analysts and services may; anyone else is answered
+    /// as if it did not exist.
     pub async fn get_call(&self, caller: &Caller, call_id: Uuid) -> Result<Call, CallError> {
-        let call = self
-            .store
-            .get(call_id)
-            .await?
-            .ok_or(CallError::NotFound(call_id))?;
-        let allowed = match caller {
-            Caller::Customer(id) => call.customer_id == *id,
-            Caller::Driver(id) => call.driver_id == Some(*id) || call.status == CallStatus::Requested,
-            Caller::Analyst(_) | Caller::Service(_) => true,
-        };
-        if allowed {
-            Ok(call)
-        } else {
-            Err(CallError::PermissionDenied(
-                "this call belongs to someone else".into(),
-            ))
-        }
+        let call = self.store.get(call_id).await?;
+        visible(caller, call_id, call.as_ref())?;
+        call.ok_or(CallError::NotFound(call_id))
     }
 
     /// Locks a call, applies a change that emits no event, and commits.
@@ -181,6 +175,26 @@ impl Calls {
         }
         self.perform_effects(&call).await;
         Ok(call)
+    }
+}
+
+/// Whether `caller` may know that `call` exists: its customer, its driver,
+/// any driver while it is open for offers, analysts and services.
+fn may_see(caller: &Caller, call: &Call) -> bool {
+    match caller {
+        Caller::Customer(id) => call.customer_id == *id,
+        Caller::Driver(id) => call.driver_id == Some(*id) || call.status == CallStatus::Requested,
+        Caller::Analyst(_) | Caller::Service(_) => true,
+    }
+}
+
+/// NOT_FOUND, word for word as for an unknown id, unless `caller` may see
+/// `call`: whoever may not see a call must not learn that it exists, so
+/// every use case checks this before any rule that would say more.
+fn visible(caller: &Caller, call_id: Uuid, call: Option<&Call>) -> Result<(), CallError> {
+    match call {
+        Some(call) if may_see(caller, call) => Ok(()),
+        _ => Err(CallError::NotFound(call_id)),
     }
 }
 

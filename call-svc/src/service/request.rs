@@ -68,7 +68,14 @@ impl Calls {
             }
         };
 
-        let call = Call::request(id, request.clone(), quote, availability_unchecked, now);
+        let call = Call::request(
+            id,
+            request.clone(),
+            quote,
+            availability_unchecked,
+            self.saga.search(),
+            now,
+        );
         let mut tx = self.store.begin().await?;
         if !self.store.insert(&mut tx, &call).await? {
             // A concurrent retry with the same key won the insert.

@@ -1,5 +1,6 @@
 //! The sweeper: runs once at start-up (recovery) and then every interval. It
-//! expires calls nobody accepted, finishes or undoes accepts that a crashed
+//! expires calls nobody accepted, starts the next round of offers of calls
+//! whose round ended unaccepted, finishes or undoes accepts that a crashed
 //! process left half-way, and retries effects owed to other services once
 //! their back-off is over, taking a lease on each so that only one replica
 //! retries them at a time.
@@ -40,6 +41,7 @@ impl Calls {
     pub async fn sweep(&self) -> anyhow::Result<()> {
         let now = svc_kit::clock::now();
         self.expire(now).await?;
+        self.next_rounds(now).await?;
         // How long a saga step may run before it counts as crashed.
         let stale_after = chrono::Duration::milliseconds(i64::try_from(self.saga.stale_after_ms)?);
         let stale = now - stale_after;
@@ -70,7 +72,9 @@ impl Calls {
                     .await
                 {
                     Ok(Some(leased)) => {
-                        self.attempt_effects(call_id, leased.effects, leased.attempts)
+                        // A failure is logged and rescheduled by the attempt.
+                        let _ = self
+                            .attempt_effects(call_id, leased.effects, leased.attempts)
                             .await;
                     }
                     Ok(None) => {}
@@ -101,6 +105,23 @@ impl Calls {
         for call in &expired {
             self.metrics.committed(call);
         }
+        Ok(())
+    }
+
+    /// Starts the next round of offers of every call whose round ended
+    /// unaccepted; dispatch makes the offers when it reads the event.
+    async fn next_rounds(&self, now: DateTime<Utc>) -> anyhow::Result<()> {
+        let search = self.saga.search();
+        let mut tx = self.store.begin().await?;
+        let calls = self.store.rounds_due(&mut tx, now, SWEEP_BATCH).await?;
+        for mut call in calls {
+            if call.next_round(search, now) == Applied::Changed {
+                self.store.update(&mut tx, &call).await?;
+                outbox::append(&mut tx, &events::transition(&call, now)).await?;
+                tracing::info!(call_id = %call.id, round = call.offer_round, "call offered again");
+            }
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -4,14 +4,19 @@
 
 use uuid::Uuid;
 
-use super::Calls;
+use svc_kit::identity::Caller;
+
+use super::{Calls, visible};
 use crate::{domain::Call, error::CallError};
 
 impl Calls {
     /// The assigned driver departs with the customer.
     pub async fn start_trip(&self, driver: Uuid, call_id: Uuid) -> Result<Call, CallError> {
-        self.transition(call_id, |call, now| Ok(call.start(driver, now)?))
-            .await
+        self.transition(call_id, |call, now| {
+            visible(&Caller::Driver(driver), call_id, Some(call))?;
+            Ok(call.start(driver, now)?)
+        })
+        .await
     }
 
     /// The assigned driver arrives after `distance_m`.
@@ -22,6 +27,7 @@ impl Calls {
         distance_m: i64,
     ) -> Result<Call, CallError> {
         self.transition(call_id, |call, now| {
+            visible(&Caller::Driver(driver), call_id, Some(call))?;
             let rule = *self.fares.rule(call.taxi_type);
             Ok(call.complete(driver, distance_m, &rule, now)?)
         })

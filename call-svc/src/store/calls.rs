@@ -45,6 +45,13 @@ struct CallRow {
     claim_since: Option<DateTime<Utc>>,
     effect_settle_krw: Option<i64>,
     effect_release_driver: Option<Uuid>,
+    offer_round: i32,
+    round_expires_at: Option<DateTime<Utc>>,
+    expires_at: Option<DateTime<Utc>>,
+    paid_krw: i64,
+    refunded_krw: i64,
+    owed_krw: i64,
+    settle_attempt: i32,
 }
 
 impl TryFrom<CallRow> for Call {
@@ -99,6 +106,13 @@ impl TryFrom<CallRow> for Call {
                 settle_krw: row.effect_settle_krw,
                 release_driver: row.effect_release_driver,
             },
+            offer_round: row.offer_round,
+            round_expires_at: row.round_expires_at,
+            expires_at: row.expires_at,
+            paid_krw: row.paid_krw,
+            refunded_krw: row.refunded_krw,
+            owed_krw: row.owed_krw,
+            settle_attempt: row.settle_attempt,
         })
     }
 }
@@ -163,8 +177,8 @@ impl Store {
         let inserted = sqlx::query(
             "INSERT INTO calls (call_id, customer_id, idempotency_key, taxi_type, status, pickup_lat, pickup_lng,
                  dropoff_lat, dropoff_lng, payment_method, quoted_fare_krw, estimated_distance_m,
-                 availability_unchecked, version, requested_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                 availability_unchecked, version, requested_at, offer_round, round_expires_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
              ON CONFLICT (customer_id, idempotency_key) DO NOTHING",
         )
         .bind(call.id)
@@ -182,6 +196,9 @@ impl Store {
         .bind(call.availability_unchecked)
         .bind(call.version)
         .bind(call.requested_at)
+        .bind(call.offer_round)
+        .bind(call.round_expires_at)
+        .bind(call.expires_at)
         .execute(conn)
         .await
         .context("insert call")?
@@ -198,6 +215,9 @@ impl Store {
                  final_fare_krw = $7, cancel_fee_krw = $8, version = $9, accepted_at = $10, started_at = $11,
                  completed_at = $12, canceled_at = $13, claim_driver_id = $14, claim_since = $15,
                  effect_settle_krw = $16, effect_release_driver = $17,
+                 offer_round = $18, round_expires_at = $19,
+                 paid_krw = $20, refunded_krw = $21, owed_krw = $22, settle_attempt = $23,
+                 payment_method = $24,
                  effect_attempts = CASE WHEN effect_settle_krw IS NOT DISTINCT FROM $16
                      AND effect_release_driver IS NOT DISTINCT FROM $17 THEN effect_attempts ELSE 0 END,
                  effect_next_at = CASE WHEN effect_settle_krw IS NOT DISTINCT FROM $16
@@ -222,6 +242,13 @@ impl Store {
         .bind(call.claim.map(|c| c.since))
         .bind(call.effects.settle_krw)
         .bind(call.effects.release_driver)
+        .bind(call.offer_round)
+        .bind(call.round_expires_at)
+        .bind(call.paid_krw)
+        .bind(call.refunded_krw)
+        .bind(call.owed_krw)
+        .bind(call.settle_attempt)
+        .bind(&call.payment_method)
         .execute(conn)
         .await
         .context("update call")?;

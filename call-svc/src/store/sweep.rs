@@ -1,5 +1,5 @@
-//! The sweeper's reads and leases on calls: REQUESTED calls to expire, and
-//! accepts left half-way. A lease is a conditional `UPDATE`, so that of
+//! The sweeper's reads and leases on calls: REQUESTED calls to expire or to
+//! offer in their next round, and accepts left half-way. A lease is a conditional `UPDATE`, so that of
 //! several replicas exactly one wins.
 
 use anyhow::Context as _;
@@ -28,6 +28,28 @@ impl Store {
         .fetch_all(conn)
         .await
         .context("find expired calls")?;
+        to_calls(rows)
+    }
+
+    /// Locks REQUESTED calls nobody is accepting whose round of offers ended
+    /// by `now`, before they expire, skipping rows another replica holds.
+    pub async fn rounds_due(
+        &self,
+        conn: &mut PgConnection,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> anyhow::Result<Vec<Call>> {
+        let rows = sqlx::query(
+            "SELECT * FROM calls
+             WHERE status = 'REQUESTED' AND claim_driver_id IS NULL AND round_expires_at <= $1
+               AND expires_at > $1
+             ORDER BY round_expires_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(conn)
+        .await
+        .context("find rounds of offers that ended")?;
         to_calls(rows)
     }
 

@@ -36,4 +36,7 @@ pub enum Refusal {
     OnCall,
     #[error("taxi type cannot change while on a call")]
     TaxiTypeLockedOnCall,
+    /// Only a driver holding a live offer of a call may take it.
+    #[error("no live offer of this call: it was never offered to this driver, or was withdrawn or expired")]
+    NoLiveOffer,
 }

@@ -1,5 +1,11 @@
 //! Offers: which drivers a requested call goes to, how long an offer stays
 //! open, and what one driver's offer stream has shown so far.
+//!
+//! A call is offered in rounds (call-svc starts each one and says when it
+//! ends): round `n` goes to the nearest available drivers not offered the call
+//! before, within `n` times the base radius (up to the widest), and its offers
+//! expire with the round. While a round is open, a driver who comes online or
+//! moves within its radius gets the call too.
 
 use std::collections::{HashMap, HashSet};
 
@@ -18,6 +24,11 @@ pub struct RequestedCall {
     pub pickup: GeoPoint,
     pub dropoff: Option<GeoPoint>,
     pub quoted_fare_krw: i64,
+    /// The round of offers this event starts (1 for the first).
+    pub round: i32,
+    /// When the round ends, as call-svc decided; `None` when the event does
+    /// not say (the policy's offer lifetime applies).
+    pub round_expires_at: Option<DateTime<Utc>>,
 }
 
 /// What a call event means for offers.
@@ -39,11 +50,13 @@ pub struct Withdrawal {
     pub driver_id: Uuid,
 }
 
-/// How calls are offered: to the `fanout` nearest drivers within `radius_m`
-/// of the pickup, each offer open for `ttl`.
+/// How calls are offered: each round to the `fanout` nearest drivers within
+/// `radius_m` times the round of the pickup (at most `max_radius_m`); an
+/// offer whose event does not say when its round ends stays open for `ttl`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OfferPolicy {
     pub radius_m: u32,
+    pub max_radius_m: u32,
     pub fanout: u32,
     pub ttl: TimeDelta,
 }
@@ -64,16 +77,25 @@ pub struct Offer {
 }
 
 impl OfferPolicy {
-    /// Where drivers are looked for.
+    /// Where drivers are looked for in the call's round: wider each round.
     pub fn area(&self, call: &RequestedCall) -> SearchArea {
+        let round = u32::try_from(call.round.max(1)).unwrap_or(1);
         SearchArea {
             center: call.pickup,
-            radius_m: self.radius_m,
+            radius_m: self
+                .radius_m
+                .saturating_mul(round)
+                .min(self.max_radius_m.max(self.radius_m)),
         }
     }
 
+    /// When the offers of the call's round expire: with the round.
+    pub fn round_end(&self, call: &RequestedCall, now: DateTime<Utc>) -> DateTime<Utc> {
+        call.round_expires_at.unwrap_or(now + self.ttl)
+    }
+
     /// The offer of `call` to a driver `distance_m` metres from the pickup,
-    /// made `now`.
+    /// made `now`, open until its round ends.
     pub fn offer(&self, call: &RequestedCall, driver_id: Uuid, distance_m: f64, now: DateTime<Utc>) -> Offer {
         Offer {
             call_id: call.call_id,
@@ -85,7 +107,7 @@ impl OfferPolicy {
             // The search radius is capped far below i32::MAX metres.
             distance_to_pickup_m: distance_m.round().clamp(0.0, f64::from(i32::MAX)) as i32,
             offered_at: now,
-            expires_at: now + self.ttl,
+            expires_at: self.round_end(call, now),
         }
     }
 }
@@ -161,6 +183,8 @@ mod tests {
             },
             dropoff: None,
             quoted_fare_krw: 12_800,
+            round: 1,
+            round_expires_at: None,
         }
     }
 
@@ -172,6 +196,7 @@ mod tests {
     fn an_offer_is_open_for_the_ttl_and_rounds_its_distance() {
         let policy = OfferPolicy {
             radius_m: 3_000,
+            max_radius_m: 10_000,
             fanout: 5,
             ttl: TimeDelta::seconds(30),
         };
@@ -184,6 +209,31 @@ mod tests {
         assert_eq!(offer.distance_to_pickup_m, 1_235);
         assert_eq!((offer.call_id, offer.driver_id), (call.call_id, driver_id));
         assert_eq!(policy.area(&call).radius_m, 3_000);
+    }
+
+    #[test]
+    fn each_round_searches_wider_up_to_the_widest_and_its_offers_end_with_it() {
+        let policy = OfferPolicy {
+            radius_m: 3_000,
+            max_radius_m: 10_000,
+            fanout: 5,
+            ttl: TimeDelta::seconds(30),
+        };
+        let radius = |round| policy.area(&RequestedCall { round, ..call() }).radius_m;
+        let second = RequestedCall {
+            round: 2,
+            round_expires_at: Some(at(12)),
+            ..call()
+        };
+
+        assert_eq!(
+            [radius(1), radius(2), radius(3), radius(4)],
+            [3_000, 6_000, 9_000, 10_000]
+        );
+        assert_eq!(
+            policy.offer(&second, Uuid::new_v4(), 10.0, at(0)).expires_at,
+            at(12)
+        );
     }
 
     #[test]

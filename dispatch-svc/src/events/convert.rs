@@ -11,11 +11,14 @@ use taxi_proto::{
 
 use crate::domain::{CallEvent, RequestedCall};
 
-/// Reads `envelope`; events other than a call's request and its closing
+/// Reads `envelope`; events other than a call's request (or a later round
+/// of its offers) and its closing
 /// (acceptance, cancellation, trip start or completion) are ignored.
 pub fn call_event(envelope: &EventEnvelope) -> anyhow::Result<CallEvent> {
     let event = match &envelope.payload {
         Some(Payload::CallRequested(event)) => CallEvent::Requested(requested(event.call.as_ref())?),
+        // A later round of offers is offered just like the first.
+        Some(Payload::CallReoffered(event)) => CallEvent::Requested(requested(event.call.as_ref())?),
         Some(Payload::CallAccepted(event)) => closed(event.call.as_ref(), true)?,
         Some(
             Payload::CallCanceled(CallCanceled { call })
@@ -50,6 +53,11 @@ fn requested(call: Option<&Call>) -> anyhow::Result<RequestedCall> {
             pickup,
             dropoff,
             quoted_fare_krw: call.quoted_fare_krw,
+            round: call.offer_round.max(1),
+            round_expires_at: call
+                .round_expires_at
+                .as_ref()
+                .and_then(svc_kit::clock::from_proto),
         }),
         _ => anyhow::bail!("malformed CallRequested"),
     }

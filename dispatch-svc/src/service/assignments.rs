@@ -4,14 +4,15 @@
 
 use super::{Dispatch, registered};
 use crate::{
-    domain::{AssignCommand, Driver, ReleaseCommand},
+    domain::{AssignCommand, Driver, Refusal, ReleaseCommand},
     error::DispatchError,
     events::publish,
 };
 
 impl Dispatch {
-    /// Puts the driver on the call. A retry by the driver who won returns
-    /// them unchanged; any other claim on a taken call is refused.
+    /// Puts the driver on the call, if they hold a live offer of it. A retry
+    /// by the driver who won returns them unchanged; any other claim on a
+    /// taken call is refused.
     #[tracing::instrument(skip_all, fields(call_id = %command.call_id, driver_id = %command.driver_id))]
     pub async fn assign(&self, command: AssignCommand) -> Result<Driver, DispatchError> {
         let mut tx = self.store.begin().await?;
@@ -30,6 +31,16 @@ impl Dispatch {
             tx.rollback().await?;
             return Err(refusal);
         };
+        // Only a driver holding a live offer may take the call: checked after
+        // the driver's own state, so that their refusal says the most.
+        if !self
+            .store
+            .holds_live_offer(&mut tx, command.call_id, command.driver_id)
+            .await?
+        {
+            tx.rollback().await?;
+            return Err(DispatchError::Refused(Refusal::NoLiveOffer));
+        }
         self.store
             .append(&mut tx, &publish::driver_assigned(&driver, command.call_id))
             .await?;

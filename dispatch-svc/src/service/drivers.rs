@@ -39,8 +39,12 @@ impl Dispatch {
     /// OFFLINE -> AVAILABLE; a driver already online is returned as is.
     #[tracing::instrument(skip_all, fields(%driver_id))]
     pub async fn set_online(&self, driver_id: Uuid) -> Result<Driver, DispatchError> {
-        self.change_status(driver_id, |status| Ok(status.online()), publish::driver_online)
-            .await
+        let driver = self
+            .change_status(driver_id, |status| Ok(status.online()), publish::driver_online)
+            .await?;
+        // Calls already waiting nearby are not left to their next round.
+        self.offer_waiting_calls(driver_id).await;
+        Ok(driver)
     }
 
     /// AVAILABLE -> OFFLINE; refused on a call, a no-op when already offline.
@@ -69,13 +73,18 @@ impl Dispatch {
         Ok(driver)
     }
 
-    /// Records where the driver is now.
+    /// Records where the driver is now, and offers them the waiting calls
+    /// they have come within reach of.
     pub async fn update_location(
         &self,
         driver_id: Uuid,
         location: GeoPoint,
     ) -> Result<Driver, DispatchError> {
-        registered(self.store.update_location(driver_id, location).await?, driver_id)
+        let driver = registered(self.store.update_location(driver_id, location).await?, driver_id)?;
+        if driver.status == DriverStatus::Available {
+            self.offer_waiting_calls(driver_id).await;
+        }
+        Ok(driver)
     }
 
     /// The driver's record.

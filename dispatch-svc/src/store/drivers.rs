@@ -210,6 +210,7 @@ impl Store {
     /// than `location_max_age` nearest to the centre of `area` and inside it,
     /// nearest first, with their distance in metres: the same drivers
     /// [`Store::count_available`] counts.
+    /// With `not_offered`, only drivers who were never offered that call.
     pub async fn nearest_available(
         &self,
         conn: &mut PgConnection,
@@ -217,16 +218,20 @@ impl Store {
         area: SearchArea,
         location_max_age: Duration,
         limit: u32,
+        not_offered: Option<Uuid>,
     ) -> Result<Vec<(Uuid, f64)>, DispatchError> {
         let query = sqlx::query_as(concat!(
             "SELECT driver_id, ",
             distance_m!(),
             " AS distance_m FROM drivers WHERE ",
             available_within!(),
-            " ORDER BY distance_m, driver_id LIMIT $11"
+            " AND ($12::uuid IS NULL OR NOT EXISTS (
+                 SELECT 1 FROM offered_drivers o WHERE o.call_id = $12 AND o.driver_id = drivers.driver_id))
+             ORDER BY distance_m, driver_id LIMIT $11"
         ));
         let nearest: Vec<(Uuid, f64)> = bind_search!(query, taxi_type, area, location_max_age)
             .bind(i64::from(limit))
+            .bind(not_offered)
             .fetch_all(conn)
             .await?;
         Ok(nearest)

@@ -1,12 +1,15 @@
 //! The `offers` and `offer_rounds` tables: offers of requested calls and
 //! each call's round of offers.
 //!
-//! A call's `offer_rounds` row is written once when its CallRequested is
-//! handled and stamped closed when the call stops being open; handlers of the
+//! A call's `offer_rounds` row is written when its CallRequested is handled,
+//! moved on to each later round (CallReoffered), and stamped closed when the
+//! call stops being open; handlers of the
 //! same call on several replicas serialize on it. An offer row remembers
 //! whether its driver was notified and whether it was withdrawn, so a
 //! redelivered event finishes only what was left undone (see
 //! `service::offers`).
+
+use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
@@ -17,7 +20,7 @@ use uuid::Uuid;
 
 use super::Store;
 use crate::{
-    domain::{Offer, Withdrawal},
+    domain::{Offer, RequestedCall, Withdrawal, area::EARTH_RADIUS_M},
     error::DispatchError,
 };
 
@@ -74,6 +77,48 @@ impl TryFrom<OfferRow> for Offer {
     }
 }
 
+/// A waiting call's round, as [`Store::waiting_calls_near`] reads it.
+#[derive(Debug, sqlx::FromRow)]
+struct WaitingRow {
+    call_id: Uuid,
+    taxi_type: String,
+    pickup_lat: f64,
+    pickup_lng: f64,
+    dropoff_lat: Option<f64>,
+    dropoff_lng: Option<f64>,
+    quoted_fare_krw: i64,
+    round: i32,
+    round_expires_at: DateTime<Utc>,
+    distance_m: f64,
+}
+
+impl WaitingRow {
+    fn into_call(self) -> Result<(RequestedCall, f64), DispatchError> {
+        let taxi_type = TaxiType::from_str_name(&self.taxi_type).with_context(|| {
+            format!(
+                "round of call {} has unknown taxi type {:?}",
+                self.call_id, self.taxi_type
+            )
+        })?;
+        let call = RequestedCall {
+            call_id: self.call_id,
+            taxi_type,
+            pickup: GeoPoint {
+                lat: self.pickup_lat,
+                lng: self.pickup_lng,
+            },
+            dropoff: self
+                .dropoff_lat
+                .zip(self.dropoff_lng)
+                .map(|(lat, lng)| GeoPoint { lat, lng }),
+            quoted_fare_krw: self.quoted_fare_krw,
+            round: self.round,
+            round_expires_at: Some(self.round_expires_at),
+        };
+        Ok((call, self.distance_m))
+    }
+}
+
 fn offers_from(rows: Vec<OfferRow>) -> Result<Vec<Offer>, DispatchError> {
     Ok(rows
         .into_iter()
@@ -82,20 +127,40 @@ fn offers_from(rows: Vec<OfferRow>) -> Result<Vec<Offer>, DispatchError> {
 }
 
 impl Store {
-    /// Writes the call's round row; false when the call has one already
-    /// (it was offered, or closed, before).
+    /// Writes the call's round row for `call.round`, searching `radius_m`
+    /// until `round_end`; false when the call is in that round (or a later
+    /// one) already, or has closed.
     pub async fn open_round(
         &self,
         conn: &mut PgConnection,
-        call_id: Uuid,
+        call: &RequestedCall,
+        radius_m: u32,
+        round_end: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool, DispatchError> {
         let opened = sqlx::query(
-            "INSERT INTO offer_rounds (call_id, offered_at) VALUES ($1, $2)
-             ON CONFLICT (call_id) DO NOTHING",
+            "INSERT INTO offer_rounds (call_id, offered_at, round, round_expires_at, radius_m, taxi_type,
+                 pickup_lat, pickup_lng, dropoff_lat, dropoff_lng, quoted_fare_krw)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT (call_id) DO UPDATE
+             SET offered_at = excluded.offered_at, round = excluded.round,
+                 round_expires_at = excluded.round_expires_at, radius_m = excluded.radius_m,
+                 taxi_type = excluded.taxi_type, pickup_lat = excluded.pickup_lat,
+                 pickup_lng = excluded.pickup_lng, dropoff_lat = excluded.dropoff_lat,
+                 dropoff_lng = excluded.dropoff_lng, quoted_fare_krw = excluded.quoted_fare_krw
+             WHERE offer_rounds.closed_at IS NULL AND offer_rounds.round < excluded.round",
         )
-        .bind(call_id)
+        .bind(call.call_id)
         .bind(now)
+        .bind(call.round)
+        .bind(round_end)
+        .bind(i32::try_from(radius_m).unwrap_or(i32::MAX))
+        .bind(call.taxi_type.as_str_name())
+        .bind(call.pickup.lat)
+        .bind(call.pickup.lng)
+        .bind(call.dropoff.map(|p| p.lat))
+        .bind(call.dropoff.map(|p| p.lng))
+        .bind(call.quoted_fare_krw)
         .execute(conn)
         .await?
         .rows_affected()
@@ -103,12 +168,22 @@ impl Store {
         Ok(opened)
     }
 
-    /// Stores `offer`.
-    pub async fn insert_offer(&self, conn: &mut PgConnection, offer: &Offer) -> Result<(), DispatchError> {
+    /// Stores `offer` (a driver offered the call again in a later round gets
+    /// a fresh offer) and remembers that its driver was offered the call.
+    pub async fn insert_offer(
+        &self,
+        conn: &mut PgConnection,
+        offer: &Offer,
+        round: i32,
+    ) -> Result<(), DispatchError> {
         sqlx::query(
             "INSERT INTO offers (call_id, driver_id, taxi_type, pickup_lat, pickup_lng,
                  dropoff_lat, dropoff_lng, quoted_fare_krw, distance_to_pickup_m, offered_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT (call_id, driver_id) DO UPDATE
+             SET distance_to_pickup_m = excluded.distance_to_pickup_m, offered_at = excluded.offered_at,
+                 expires_at = excluded.expires_at, notified_at = NULL, withdrawn_at = NULL
+             WHERE offers.withdrawn_at IS NULL",
         )
         .bind(offer.call_id)
         .bind(offer.driver_id)
@@ -121,9 +196,72 @@ impl Store {
         .bind(offer.distance_to_pickup_m)
         .bind(offer.offered_at)
         .bind(offer.expires_at)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "INSERT INTO offered_drivers (call_id, driver_id, round) VALUES ($1, $2, $3)
+             ON CONFLICT (call_id, driver_id) DO NOTHING",
+        )
+        .bind(offer.call_id)
+        .bind(offer.driver_id)
+        .bind(round)
         .execute(conn)
         .await?;
         Ok(())
+    }
+
+    /// Whether the driver holds an offer of the call that is neither
+    /// withdrawn nor expired at `now`.
+    pub async fn holds_live_offer(
+        &self,
+        conn: &mut PgConnection,
+        call_id: Uuid,
+        driver_id: Uuid,
+    ) -> Result<bool, DispatchError> {
+        let live: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM offers WHERE call_id = $1 AND driver_id = $2
+                 AND withdrawn_at IS NULL AND expires_at > now())",
+        )
+        .bind(call_id)
+        .bind(driver_id)
+        .fetch_one(conn)
+        .await?;
+        Ok(live)
+    }
+
+    /// The calls still waiting in an open round that the driver has never
+    /// been offered, whose round's radius reaches the driver (AVAILABLE, of
+    /// the call's taxi type, with a location newer than `location_max_age`),
+    /// each with the driver's distance to its pickup, nearest first.
+    pub async fn waiting_calls_near(
+        &self,
+        driver_id: Uuid,
+        location_max_age: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(RequestedCall, f64)>, DispatchError> {
+        let rows: Vec<WaitingRow> = sqlx::query_as(
+            "SELECT call_id, taxi_type, pickup_lat, pickup_lng, dropoff_lat, dropoff_lng,
+                    quoted_fare_krw, round, round_expires_at, distance_m
+             FROM (SELECT r.*, 2 * $4 * asin(least(1.0, sqrt(
+                          power(sin(radians(d.lat - r.pickup_lat) / 2), 2)
+                          + cos(radians(r.pickup_lat)) * cos(radians(d.lat))
+                            * power(sin(radians(d.lng - r.pickup_lng) / 2), 2)))) AS distance_m
+                   FROM offer_rounds r JOIN drivers d ON d.taxi_type = r.taxi_type
+                   WHERE d.driver_id = $1 AND d.status = 'AVAILABLE'
+                     AND d.location_updated_at > now() - make_interval(secs => $2)
+                     AND r.closed_at IS NULL AND r.round_expires_at > $3
+                     AND NOT EXISTS (SELECT 1 FROM offered_drivers o
+                                     WHERE o.call_id = r.call_id AND o.driver_id = $1)) AS near
+             WHERE distance_m <= radius_m
+             ORDER BY distance_m, call_id",
+        )
+        .bind(driver_id)
+        .bind(location_max_age.as_secs_f64())
+        .bind(now)
+        .bind(EARTH_RADIUS_M)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(WaitingRow::into_call).collect()
     }
 
     /// The call's open offers whose drivers have not been notified yet.

@@ -15,6 +15,9 @@ async fn twenty_drivers_racing_for_one_call_yield_exactly_one_assignment() {
         drivers.push(app.available_driver(TaxiType::Normal, SEOUL_STATION).await);
     }
     let call_id = Uuid::new_v4();
+    for &driver_id in &drivers {
+        app.offer(call_id, driver_id).await;
+    }
 
     // Act
     let attempts: Vec<_> = drivers
@@ -60,6 +63,9 @@ async fn one_driver_raced_for_several_calls_wins_exactly_one() {
     let app = spawn_app().await;
     let driver_id = app.available_driver(TaxiType::Normal, SEOUL_STATION).await;
     let calls: Vec<Uuid> = (0..10).map(|_| Uuid::new_v4()).collect();
+    for &call_id in &calls {
+        app.offer(call_id, driver_id).await;
+    }
 
     // Act
     let attempts: Vec<_> = calls
@@ -201,4 +207,27 @@ async fn assign_driver_to_an_unregistered_driver_is_not_found_and_writes_nothing
     // Assert
     assert_eq!(err.code(), Code::NotFound);
     assert_eq!(app.row_counts().await, (0, 0, 0));
+}
+
+#[tokio::test]
+async fn assign_driver_without_a_live_offer_is_failed_precondition_with_the_reason_and_assigns_nothing() {
+    // Arrange: an available driver who was never offered the call.
+    let app = spawn_app().await;
+    let driver_id = app.available_driver(TaxiType::Normal, SEOUL_STATION).await;
+    let (_, _, events_before) = app.row_counts().await;
+
+    // Act
+    let refused = app
+        .client
+        .clone()
+        .assign_driver(assign_request(Uuid::new_v4(), driver_id, TaxiType::Normal))
+        .await
+        .expect_err("no offer, no assignment");
+
+    // Assert
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("no live offer"), "{refused:?}");
+    assert_eq!(app.stored_status(driver_id).await, "AVAILABLE");
+    let (_, assignments, events) = app.row_counts().await;
+    assert_eq!((assignments, events), (0, events_before));
 }

@@ -239,12 +239,33 @@ impl TestApp {
             .available_drivers
     }
 
+    /// Gives the driver a live offer of the call, written straight into the
+    /// store, for tests of AssignDriver that are not about offers (only a
+    /// driver holding one may be assigned).
+    pub(crate) async fn offer(&self, call_id: Uuid, driver_id: Uuid) {
+        sqlx::query(
+            "INSERT INTO offers (call_id, driver_id, taxi_type, pickup_lat, pickup_lng, quoted_fare_krw,
+                 distance_to_pickup_m, offered_at, expires_at, notified_at)
+             VALUES ($1, $2, 'TAXI_TYPE_NORMAL', $3, $4, 12800, 0, now(), now() + interval '1 hour', now())
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(call_id)
+        .bind(driver_id)
+        .bind(SEOUL_STATION.0)
+        .bind(SEOUL_STATION.1)
+        .execute(&self.db)
+        .await
+        .expect("the offer is stored");
+    }
+
+    /// AssignDriver, by a driver who holds a live offer of the call.
     pub(crate) async fn assign(
         &self,
         call_id: Uuid,
         driver_id: Uuid,
         taxi_type: TaxiType,
     ) -> Result<Response<AssignDriverResponse>, Status> {
+        self.offer(call_id, driver_id).await;
         self.client
             .clone()
             .assign_driver(assign_request(call_id, driver_id, taxi_type))

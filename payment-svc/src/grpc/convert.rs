@@ -54,13 +54,17 @@ pub(crate) fn settle_final(
     let call_id = v.uuid("call_id", &req.call_id);
     let final_amount_krw = v.within("final_amount_krw", req.final_amount_krw, 0, max_amount_krw);
     let idempotency_key = v.idempotency_key("idempotency_key", &req.idempotency_key);
+    let payment_method = v.optional_text("payment_method", &req.payment_method, MAX_PAYMENT_METHOD_LEN);
     v.finish()?;
-    match (call_id, final_amount_krw, idempotency_key) {
-        (Some(call_id), Some(final_amount_krw), Some(idempotency_key)) => Ok(SettleFinal {
-            call_id,
-            final_amount_krw,
-            idempotency_key,
-        }),
+    match (call_id, final_amount_krw, idempotency_key, payment_method) {
+        (Some(call_id), Some(final_amount_krw), Some(idempotency_key), Some(payment_method)) => {
+            Ok(SettleFinal {
+                call_id,
+                final_amount_krw,
+                idempotency_key,
+                payment_method: Some(payment_method).filter(|card| !card.is_empty()),
+            })
+        }
         _ => Err(incomplete()),
     }
 }
@@ -150,6 +154,7 @@ mod tests {
             call_id: Uuid::new_v4().to_string(),
             final_amount_krw: 1_001,
             idempotency_key: "k".into(),
+            payment_method: String::new(),
         };
         assert_eq!(
             fields(settle_final(&req, 1_000).expect_err("too much")),

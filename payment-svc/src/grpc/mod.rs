@@ -78,13 +78,13 @@ impl PaymentService for PaymentApi {
         }
         let call_id = convert::call_id(request.get_ref()).map_err(PaymentError::from)?;
         let ledger = self.payments.ledger(call_id).await?;
-        // A customer reads only the ledger of a call they paid for; a call
-        // with no entries yet shows nothing, whoever asks.
+        // A customer reads only the ledger of a call they paid for. Someone
+        // else's ledger is shown as empty, exactly as a call with no entries
+        // (or no call at all), so nobody can probe which calls exist.
         if let Caller::Customer(customer_id) = caller
-            && !ledger.entries().is_empty()
             && !ledger.involves_customer(customer_id)
         {
-            return Err(PaymentError::PermissionDenied("not your call's payments".into()).into());
+            return Ok(Response::new(ListPaymentsResponse::default()));
         }
         Ok(Response::new(ListPaymentsResponse {
             net_paid_krw: ledger.net_paid_krw(),

@@ -23,6 +23,8 @@ pub struct SettleFinal {
     pub call_id: Uuid,
     pub final_amount_krw: i64,
     pub idempotency_key: String,
+    /// The card a shortfall is charged to; `None`: the advance's card.
+    pub payment_method: Option<String>,
 }
 
 impl Payments {
@@ -118,7 +120,8 @@ impl Payments {
             customer_id: payer.customer_id,
             kind,
             amount_krw,
-            payment_method: &payer.payment_method,
+            // A customer paying a declined balance with another card.
+            payment_method: cmd.payment_method.as_deref().unwrap_or(&payer.payment_method),
             idempotency_key: &cmd.idempotency_key,
             command: Command::SettleFinal,
             requested_amount_krw: cmd.final_amount_krw,

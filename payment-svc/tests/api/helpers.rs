@@ -122,6 +122,7 @@ pub(crate) fn settle(call_id: Uuid, final_amount_krw: i64, key: &str) -> SettleF
         call_id: call_id.to_string(),
         final_amount_krw,
         idempotency_key: key.into(),
+        payment_method: String::new(),
     }
 }
 

@@ -56,6 +56,7 @@ fn settle(call_id: Uuid, final_amount_krw: i64) -> SettleFinal {
         call_id,
         final_amount_krw,
         idempotency_key: format!("{call_id}/settle"),
+        payment_method: None,
     }
 }
 

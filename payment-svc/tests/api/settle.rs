@@ -310,3 +310,34 @@ async fn concurrent_identical_settlements_refund_once() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_declined_final_charge_is_charged_again_to_another_card_under_a_new_key() {
+    // Arrange: an advance on a card that takes no charge above 5,000 KRW,
+    // whose final charge of 7,000 is declined.
+    let app = spawn_app().await;
+    let (call_id, customer_id) = (Uuid::new_v4(), Uuid::new_v4());
+    app.charge_advance(advance(call_id, customer_id, 4_000, "tok_limit_5000", "adv"))
+        .await
+        .expect("advance approved");
+    let declined = app
+        .settle_final(settle(call_id, 11_000, "settle"))
+        .await
+        .expect("answered");
+
+    // Act
+    let mut again = settle(call_id, 11_000, "settle/1");
+    again.payment_method = CARD.into();
+    let paid = app.settle_final(again).await.expect("answered");
+
+    // Assert
+    assert_eq!(declined.entry.expect("a charge").status(), EntryStatus::Declined);
+    assert_eq!(declined.net_paid_krw, 4_000);
+    let entry = paid.entry.expect("a charge");
+    assert_eq!(
+        (entry.kind(), entry.status()),
+        (EntryKind::FinalCharge, EntryStatus::Approved)
+    );
+    assert_eq!(entry.amount_krw, 7_000);
+    assert_eq!(paid.net_paid_krw, 11_000);
+}

@@ -77,6 +77,8 @@ pub fn interpret(event: &EventEnvelope) -> Result<Option<Projection>, Uninterpre
         Payload::TripStarted(e) => e.call.as_ref(),
         Payload::TripCompleted(e) => e.call.as_ref(),
         Payload::CallCanceled(e) => e.call.as_ref(),
+        Payload::CallReoffered(e) => e.call.as_ref(),
+        Payload::CallSettled(e) => e.call.as_ref(),
         Payload::CallRejected(_) => None,
         // Driver and payment events change no read model yet; the payment
         // declines the dashboard shows are the calls canceled for that reason.
@@ -138,6 +140,12 @@ pub fn interpret(event: &EventEnvelope) -> Result<Option<Projection>, Uninterpre
             increments.push((Counter::Waits.field().to_owned(), 1));
             Counters { at, increments }
         }
+        // A new round of offers, or the money of a finished call settling,
+        // changes the view, not the dashboard.
+        Payload::CallReoffered(_) | Payload::CallSettled(_) => Counters {
+            at: timestamp("occurred_at", occurred)?,
+            increments: Vec::new(),
+        },
         Payload::TripStarted(_) => Counters {
             at: when("started_at", view.started_at.as_ref())?,
             increments: counters::for_status(Counter::Started, taxi_type, 1),
@@ -226,6 +234,12 @@ fn view_update(s: &Call) -> Result<ViewUpdate, Uninterpretable> {
         started_at: s.started_at,
         completed_at: s.completed_at,
         canceled_at: s.canceled_at,
+        offer_round: s.offer_round,
+        round_expires_at: s.round_expires_at,
+        expires_at: s.expires_at,
+        paid_krw: s.paid_krw,
+        refunded_krw: s.refunded_krw,
+        owed_krw: s.owed_krw,
     };
     Ok(ViewUpdate {
         call_id,

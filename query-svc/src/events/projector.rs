@@ -55,13 +55,15 @@ const LAG_BUCKETS: [f64; 14] = [
 ];
 
 /// The event types the read models apply, exported at 0 from the start.
-const PROJECTED_EVENT_TYPES: [&str; 6] = [
+const PROJECTED_EVENT_TYPES: [&str; 8] = [
     "call.requested",
     "call.rejected",
     "call.accepted",
     "call.trip_started",
     "call.trip_completed",
     "call.canceled",
+    "call.reoffered",
+    "call.settled",
 ];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

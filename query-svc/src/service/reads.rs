@@ -49,14 +49,13 @@ impl Reads {
         let mut notices = self.notifier.subscribe();
         let deadline = Instant::now() + self.wait_limit;
         loop {
-            match self.current(call_id).await? {
-                Some(view) => match authorize(caller, &view) {
-                    Ok(()) if view.version >= min_version => return Ok(view),
-                    Ok(()) => {}
-                    Err(denied) if !may_be_assigned_later(caller, &view, min_version) => return Err(denied),
-                    // A driver who has just accepted, ahead of the read model.
-                    Err(_) => {}
-                },
+            // A view the caller may not see is treated as one not projected
+            // (yet): the answer is the same, so nobody can probe which ids
+            // exist. A driver who has just accepted, ahead of the read model,
+            // is waited for with everyone else.
+            match self.current(call_id).await?.filter(|view| may_see(caller, view)) {
+                Some(view) if view.version >= min_version => return Ok(view),
+                Some(_) => {}
                 None if min_version == 0 => return Err(QueryError::NotFound(call_id)),
                 None => {}
             }
@@ -72,7 +71,8 @@ impl Reads {
     /// Streams the call's versions above `from_version` (0: from the current
     /// view), ending after a terminal one. A call with no view yet is waited
     /// for as long as a read-your-writes read would, then NOT_FOUND; so is a
-    /// driver's assignment that `from_version` says has happened.
+    /// call the caller may not see (a driver's assignment the read model has
+    /// not reached yet becomes visible in that time).
     pub(crate) async fn watch(
         self: Arc<Self>,
         caller: &Caller,
@@ -83,15 +83,9 @@ impl Reads {
         let deadline = Instant::now() + self.wait_limit;
         let current = loop {
             let waited_enough = Instant::now() >= deadline;
-            match self.current(call_id).await? {
-                Some(view) => match authorize(caller, &view) {
-                    Ok(()) => break view,
-                    Err(denied) if waited_enough || !may_be_assigned_later(caller, &view, from_version) => {
-                        return Err(denied);
-                    }
-                    // A driver who has just accepted, ahead of the read model.
-                    Err(_) => {}
-                },
+            // As in `call_view`: what the caller may not see is not there.
+            match self.current(call_id).await?.filter(|view| may_see(caller, view)) {
+                Some(view) => break view,
                 None if waited_enough => return Err(QueryError::NotFound(call_id)),
                 None => {}
             }
@@ -221,28 +215,13 @@ impl Reads {
 }
 
 /// The owning customer, the assigned driver, analysts and services may read a
-/// call.
-fn authorize(caller: &Caller, view: &CallView) -> Result<(), QueryError> {
-    let allowed = match caller {
+/// call; to anyone else it does not exist.
+fn may_see(caller: &Caller, view: &CallView) -> bool {
+    match caller {
         Caller::Customer(id) => view.customer_id == id.to_string(),
         Caller::Driver(id) => !view.driver_id.is_empty() && view.driver_id == id.to_string(),
         Caller::Analyst(_) | Caller::Service(_) => true,
-    };
-    if allowed {
-        Ok(())
-    } else {
-        Err(QueryError::PermissionDenied(format!(
-            "call {} is not yours",
-            view.call_id
-        )))
     }
-}
-
-/// Whether a driver refused `view` may be its assigned driver in `version`,
-/// which the read model has not reached yet: the driver knows of a newer
-/// version (their accept's) than the view.
-fn may_be_assigned_later(caller: &Caller, view: &CallView, version: i64) -> bool {
-    matches!(caller, Caller::Driver(_)) && view.version < version
 }
 
 /// The span of sending what a traced projection's notification woke the
@@ -307,11 +286,11 @@ mod tests {
             driver_id: driver.to_string(),
             ..Default::default()
         };
-        assert!(authorize(&Caller::Customer(customer), &view).is_ok());
-        assert!(authorize(&Caller::Driver(driver), &view).is_ok());
-        assert!(authorize(&Caller::Analyst(Uuid::new_v4()), &view).is_ok());
-        assert!(authorize(&Caller::Service("call-svc".into()), &view).is_ok());
-        assert!(authorize(&Caller::Customer(Uuid::new_v4()), &view).is_err());
-        assert!(authorize(&Caller::Driver(Uuid::new_v4()), &view).is_err());
+        assert!(may_see(&Caller::Customer(customer), &view));
+        assert!(may_see(&Caller::Driver(driver), &view));
+        assert!(may_see(&Caller::Analyst(Uuid::new_v4()), &view));
+        assert!(may_see(&Caller::Service("call-svc".into()), &view));
+        assert!(!may_see(&Caller::Customer(Uuid::new_v4()), &view));
+        assert!(!may_see(&Caller::Driver(Uuid::new_v4()), &view));
     }
 }

@@ -51,7 +51,7 @@ fn query_settings() -> QuerySettings {
     }
 }
 
-async fn spawn(builder: system_tests::SystemBuilder) -> TestSystem {
+pub async fn spawn(builder: system_tests::SystemBuilder) -> TestSystem {
     TestSystem(builder.query_settings(query_settings()).start().await)
 }
 
@@ -101,6 +101,7 @@ impl TestSystem {
     pub async fn accepted_call(&self, customer: Uuid) -> (Call, Uuid) {
         let driver = self.online_driver().await;
         let call = self.request_call(customer).await;
+        self.wait_for_offer(&call.call_id, driver).await;
         let accepted = accept(&self.call_client(), driver, &call.call_id)
             .await
             .expect("accept");

@@ -10,6 +10,7 @@ mod accept;
 mod cancel;
 mod effects;
 mod metrics;
+mod money;
 mod offers;
 mod permissions;
 mod read_side;

@@ -135,14 +135,14 @@ async fn after_one_trip_every_admin_port_shows_its_calls_events_and_pool() {
     );
 
     // Every write service published what it committed: call-svc the trip's
-    // four transitions, and its outbox drains.
+    // four transitions and its settlement, and its outbox drains.
     let call_svc = poll(
         PATIENCE,
         || scrape(admin("call-svc")),
-        |scraped| scraped.sum("outbox_published_total", &[("schema", "call")]) >= 4.0,
+        |scraped| scraped.sum("outbox_published_total", &[("schema", "call")]) >= 5.0,
     )
     .await;
-    assert_eq!(call_svc.sum("outbox_published_total", &[("schema", "call")]), 4.0);
+    assert_eq!(call_svc.sum("outbox_published_total", &[("schema", "call")]), 5.0);
     assert_eq!(call_svc.sum("outbox_publish_failures_total", &[]), 0.0);
     for (name, schema) in [("dispatch-svc", "dispatch"), ("payment-svc", "payment")] {
         let scraped = poll(

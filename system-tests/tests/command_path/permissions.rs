@@ -3,49 +3,120 @@
 
 use svc_kit::identity::Caller;
 use taxi_proto::call::v1::{
-    CallStatus, CancelCallRequest, CompleteTripRequest, GetCallRequest, StartTripRequest,
+    AcceptCallRequest, CallStatus, CancelCallRequest, CompleteTripRequest, GetCallRequest,
+    SettleBalanceRequest, StartTripRequest,
 };
-use tonic::Code;
+use tonic::{Code, Status};
 use uuid::Uuid;
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn another_customer_can_neither_read_nor_cancel_a_call() {
-    // Arrange
-    let system = spawn_system().await;
-    let (call, _driver) = system.accepted_call(Uuid::new_v4()).await;
-    let stranger = Uuid::new_v4();
+/// A refusal with the asked-for id masked, so that the answers about two
+/// different ids can be compared word for word.
+fn answer(result: Result<tonic::Response<impl std::fmt::Debug>, Status>, call_id: &str) -> (Code, String) {
+    let status = result.expect_err("refused");
+    (status.code(), status.message().replace(call_id, "<id>"))
+}
+
+/// What every call-svc method answers a stranger (another customer, a driver
+/// who is not on the call) about `call_id`.
+async fn strangers_answers(system: &TestSystem, call_id: &str) -> Vec<(Code, String)> {
     let client = system.call_client();
+    let (customer, driver) = (Uuid::new_v4(), system.online_driver().await);
+    let id = || call_id.to_owned();
+    vec![
+        answer(
+            client
+                .clone()
+                .get_call(as_customer(customer, GetCallRequest { call_id: id() }))
+                .await,
+            call_id,
+        ),
+        answer(
+            client
+                .clone()
+                .get_call(as_driver(driver, GetCallRequest { call_id: id() }))
+                .await,
+            call_id,
+        ),
+        answer(
+            client
+                .clone()
+                .cancel_call(as_customer(
+                    customer,
+                    CancelCallRequest {
+                        call_id: id(),
+                        expected_version: 0,
+                    },
+                ))
+                .await,
+            call_id,
+        ),
+        answer(
+            client
+                .clone()
+                .accept_call(as_driver(driver, AcceptCallRequest { call_id: id() }))
+                .await,
+            call_id,
+        ),
+        answer(
+            client
+                .clone()
+                .start_trip(as_driver(driver, StartTripRequest { call_id: id() }))
+                .await,
+            call_id,
+        ),
+        answer(
+            client
+                .clone()
+                .settle_balance(as_customer(
+                    customer,
+                    SettleBalanceRequest {
+                        call_id: id(),
+                        payment_method: "tok_visa".into(),
+                    },
+                ))
+                .await,
+            call_id,
+        ),
+        answer(
+            client
+                .clone()
+                .complete_trip(as_driver(
+                    driver,
+                    CompleteTripRequest {
+                        call_id: id(),
+                        distance_m: 1_000,
+                    },
+                ))
+                .await,
+            call_id,
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn someone_elses_call_answers_every_method_exactly_like_a_call_that_does_not_exist() {
+    // Arrange: a call in trip, which only its customer and its driver may see.
+    let system = spawn_system().await;
+    let (call, driver) = system.accepted_call(Uuid::new_v4()).await;
+    start(&system.call_client(), driver, &call.call_id)
+        .await
+        .expect("the assigned driver starts");
 
     // Act
-    let read = client
-        .clone()
-        .get_call(as_customer(
-            stranger,
-            GetCallRequest {
-                call_id: call.call_id.clone(),
-            },
-        ))
-        .await
-        .expect_err("not theirs");
-    let cancel = CancelCallRequest {
-        call_id: call.call_id.clone(),
-        expected_version: 0,
-    };
-    let canceled = client
-        .clone()
-        .cancel_call(as_customer(stranger, cancel))
-        .await
-        .expect_err("not theirs");
+    let theirs = strangers_answers(&system, &call.call_id).await;
+    let nobodys = strangers_answers(&system, &Uuid::new_v4().to_string()).await;
 
-    // Assert
-    assert_eq!(read.code(), Code::PermissionDenied);
-    assert_eq!(canceled.code(), Code::PermissionDenied);
-    assert_eq!(
-        system.get_call(&call.call_id).await.status(),
-        CallStatus::Accepted
+    // Assert: the same code and words, and nothing changed.
+    assert_eq!(theirs, nobodys);
+    assert!(
+        theirs
+            .iter()
+            .all(|answer| *answer == (Code::NotFound, "call <id> not found".to_owned())),
+        "{theirs:?}"
     );
+    assert_eq!(system.get_call(&call.call_id).await.status(), CallStatus::InTrip);
     assert_eq!(system.ledger(&call.call_id).await.entries.len(), 1, "no refund");
 }
 
@@ -81,9 +152,9 @@ async fn another_driver_can_neither_start_nor_complete_the_trip() {
         .await
         .expect_err("not assigned");
 
-    // Assert
-    assert_eq!(started.code(), Code::PermissionDenied);
-    assert_eq!(completed.code(), Code::PermissionDenied);
+    // Assert: to the intruder, the call does not exist.
+    assert_eq!(started.code(), Code::NotFound);
+    assert_eq!(completed.code(), Code::NotFound);
     assert_eq!(system.get_call(&call.call_id).await.status(), CallStatus::InTrip);
 }
 

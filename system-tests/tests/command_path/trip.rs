@@ -65,7 +65,8 @@ async fn a_whole_trip_settles_the_ledger_to_the_final_fare() {
             "call.requested",
             "call.accepted",
             "call.trip_started",
-            "call.trip_completed"
+            "call.trip_completed",
+            "call.settled"
         ]
     );
     let owed = system
@@ -155,7 +156,8 @@ async fn start_and_complete_are_idempotent_for_the_assigned_driver() {
 
     // Assert
     assert_eq!(first.into_inner().call, again.into_inner().call);
-    assert_eq!(repeated.into_inner().call.expect("call").version, 4);
+    // The call as it is: completed (4), then settled (5).
+    assert_eq!(repeated.into_inner().call.expect("call").version, 5);
     assert_eq!(
         system.ledger(&call.call_id).await.entries.len(),
         2,

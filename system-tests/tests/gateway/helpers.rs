@@ -162,6 +162,7 @@ impl TestApp {
     pub async fn accepted_call(&self, customer: &User) -> (Call, User) {
         let driver = self.online_driver().await;
         let call = self.request_call(customer).await;
+        self.backends.wait_for_offer(&call.call_id, driver.id).await;
         let accepted = self.accept(&driver, &call.call_id).await.expect("accept");
         (accepted, driver)
     }

@@ -9,6 +9,7 @@ mod raw;
 
 mod authentication;
 mod bad_bytes;
+mod balance;
 mod breaker;
 mod cors;
 mod fuzz;

@@ -12,6 +12,7 @@ use taxi_proto::{
     },
 };
 use tonic::{Code, Request, Status};
+use uuid::Uuid;
 
 use crate::{grpc_web::GrpcWebStream, helpers::*};
 
@@ -49,9 +50,14 @@ fn with_forged_identity<T>(user: &User, subject: &str, message: T) -> Request<T>
 }
 
 #[tokio::test]
-async fn another_customer_can_neither_read_watch_nor_cancel_a_call() {
-    // Arrange
-    let app = spawn_app().await;
+async fn another_customers_call_is_read_watched_and_canceled_as_if_it_did_not_exist() {
+    // Arrange: a short read-your-writes bound, which is how long a watch of
+    // a call nobody may see (like one that does not exist) waits.
+    let query = QuerySettings {
+        read_your_writes_timeout_ms: 1_000,
+        ..QuerySettings::default()
+    };
+    let app = spawn_app_with_query(query, |_| {}).await;
     app.online_driver().await;
     let owner = app.customer();
     let stranger = app.customer();
@@ -72,10 +78,25 @@ async fn another_customer_can_neither_read_watch_nor_cancel_a_call() {
         .await
         .expect_err("not theirs");
 
-    // Assert
-    assert_eq!(read.code(), Code::PermissionDenied, "{read:?}");
-    assert_eq!(watched.code(), Code::PermissionDenied, "{watched:?}");
-    assert_eq!(canceled.code(), Code::PermissionDenied, "{canceled:?}");
+    let unknown = Uuid::new_v4().to_string();
+    let read_unknown = app.call_view(&stranger, &unknown, 0).await.expect_err("none");
+    let watched_unknown = watch_refusal(&app, &stranger, &unknown).await;
+    let canceled_unknown = app
+        .call_client()
+        .cancel_call(bearer(&stranger, cancel(&unknown)))
+        .await
+        .expect_err("none");
+
+    // Assert: word for word what a call that does not exist gets.
+    let masked = |status: &Status, id: &str| (status.code(), status.message().replace(id, "<id>"));
+    for (theirs, nobodys) in [
+        (&read, &read_unknown),
+        (&watched, &watched_unknown),
+        (&canceled, &canceled_unknown),
+    ] {
+        assert_eq!(theirs.code(), Code::NotFound, "{theirs:?}");
+        assert_eq!(masked(theirs, &call.call_id), masked(nobodys, &unknown));
+    }
     let unchanged = app.backends.get_call(&call.call_id).await;
     assert_eq!(
         (unchanged.status(), unchanged.version),
@@ -110,8 +131,8 @@ async fn a_driver_cannot_complete_another_drivers_trip() {
         .await
         .expect_err("not their trip");
 
-    // Assert
-    assert_eq!(completed.code(), Code::PermissionDenied, "{completed:?}");
+    // Assert: to the intruder, the trip does not exist.
+    assert_eq!(completed.code(), Code::NotFound, "{completed:?}");
     assert_eq!(
         app.backends.get_call(&call.call_id).await.status(),
         CallStatus::InTrip
@@ -227,14 +248,14 @@ async fn identity_metadata_sent_by_a_client_is_replaced_by_the_tokens() {
         .expect_err("no token");
 
     // Assert
-    assert_eq!(read.code(), Code::PermissionDenied, "{read:?}");
-    assert_eq!(canceled.code(), Code::PermissionDenied, "{canceled:?}");
+    assert_eq!(read.code(), Code::NotFound, "{read:?}");
+    assert_eq!(canceled.code(), Code::NotFound, "{canceled:?}");
     assert!(
         listed.calls.is_empty(),
         "none of the owner's calls: {:?}",
         listed.calls
     );
-    assert_eq!(read_over_web.code(), Code::PermissionDenied, "{read_over_web:?}");
+    assert_eq!(read_over_web.code(), Code::NotFound, "{read_over_web:?}");
     assert_eq!(anonymous.code(), Code::Unauthenticated, "{anonymous:?}");
     let unchanged = app.backends.get_call(&call.call_id).await;
     assert_eq!(

@@ -10,7 +10,7 @@ use prost_types::Timestamp;
 use taxi_proto::{
     call::v1::{
         AcceptCallRequest, CancelCallRequest, CompleteTripRequest, GetCallRequest, QuoteFareRequest,
-        StartTripRequest,
+        SettleBalanceRequest, StartTripRequest,
     },
     common::v1::TaxiType,
     dispatch::v1::{
@@ -154,6 +154,15 @@ pub fn methods() -> Vec<Method> {
             GetCallRequest { call_id: id() },
         ),
         method(
+            "/taxi.call.v1.CallService/SettleBalance",
+            Call,
+            "customer",
+            SettleBalanceRequest {
+                call_id: id(),
+                payment_method: "tok_visa".into(),
+            },
+        ),
+        method(
             "/taxi.dispatch.v1.DispatchService/RegisterDriver",
             Dispatch,
             "driver",
@@ -244,6 +253,7 @@ pub fn methods() -> Vec<Method> {
                 call_id: id(),
                 final_amount_krw: 15_000,
                 idempotency_key: id(),
+                payment_method: String::new(),
             },
         ),
         method(

@@ -15,9 +15,7 @@ use system_tests::{
     trip,
 };
 use taxi_proto::{
-    call::v1::{
-        AcceptCallRequest, CompleteTripRequest, StartTripRequest, call_service_client::CallServiceClient,
-    },
+    call::v1::{CompleteTripRequest, StartTripRequest, call_service_client::CallServiceClient},
     common::v1::TaxiType,
     dispatch::v1::dispatch_service_client::DispatchServiceClient,
     query::v1::{GetCallViewRequest, query_service_client::QueryServiceClient},
@@ -88,13 +86,8 @@ async fn trips(
         };
         let call_id = call.into_inner().call.expect("call").call_id;
         let id = || call_id.clone();
-        let accepted = until_done(&failures, "AcceptCall", || {
-            let (mut calls, request) = (
-                calls.clone(),
-                bearer(&driver, AcceptCallRequest { call_id: id() }),
-            );
-            async move { calls.accept_call(request).await }
-        });
+        // (as the driver's app would: once the offer is there)
+        let accepted = until_done(&failures, "AcceptCall", || trip::accept(calls, &driver, &call_id));
         let Some(_) = accepted.await else { break };
         let started = until_done(&failures, "StartTrip", || {
             let (mut calls, request) = (calls.clone(), bearer(&driver, StartTripRequest { call_id: id() }));

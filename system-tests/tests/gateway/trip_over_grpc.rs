@@ -38,7 +38,8 @@ async fn a_customer_and_a_driver_complete_a_trip_through_the_gateway_over_grpc()
     );
     assert_eq!(completed.version, 4);
     assert_eq!(view.status(), CallStatus::Completed);
-    assert_eq!(view.version, 4);
+    // At 4, or already at 5 once the settlement recorded what was paid.
+    assert!((4..=5).contains(&view.version), "{view:?}");
     assert_eq!(view.final_fare_krw, completed.final_fare_krw);
     assert!(view.final_fare_krw > 0, "the trip was charged");
 }

@@ -64,10 +64,13 @@ export function customerView(): View {
   const card = select("paymentMethod", [
     ["tok_visa", "Visa ending 4242"],
     ["tok_decline", "A card that will be declined (test)"],
+    ["tok_limit_20000", "A card with a ₩20,000 limit per charge (test)"],
   ]);
   const submit = h("button", { type: "submit", class: "primary" }, "Request taxi");
   const estimate = h("p", { class: "estimate", "data-testid": "fare-estimate", "aria-live": "polite" });
   let quoting = 0;
+  // What canceling costs once a driver has accepted, as the server quotes it.
+  let cancelFeeKrw: bigint | null = null;
   // One key per intended call: a retry after a lost answer returns the same call.
   let idempotencyKey = newUuid();
 
@@ -79,6 +82,10 @@ export function customerView(): View {
   const mineNotice = new Notice();
 
   let call: CallInfo | null = null;
+  // The call whose final charge the ledger shows declined: only then is the
+  // customer offered another card (what is owed right after the trip is
+  // usually charged a moment later).
+  let declinedCall: string | null = null;
   const watching = new CallWatch({
     live,
     shown: () => call,
@@ -119,7 +126,12 @@ export function customerView(): View {
       const quote = await callApi.quoteFare({ pickup: from, dropoff: to, taxiType: Number(taxiType.value) as TaxiType });
       if (mine !== quoting) return; // a newer choice superseded this one
       const km = (Number(quote.estimatedDistanceM) / 1000).toFixed(1);
-      estimate.textContent = `Fare quote: ${krw(quote.fareKrw)} for about ${km} km`;
+      cancelFeeKrw = quote.cancelFeeKrw;
+      const fee =
+        quote.cancelFeeKrw > 0n
+          ? `canceling after a driver accepts costs ${krw(quote.cancelFeeKrw)}`
+          : "canceling is free";
+      estimate.textContent = `Fare quote: ${krw(quote.fareKrw)} for about ${km} km; ${fee}.`;
     } catch (err) {
       if (mine === quoting) estimate.textContent = `No quote: ${describeError(err)}`;
     } finally {
@@ -192,12 +204,49 @@ export function customerView(): View {
       cancel.addEventListener("click", () => void cancelCall(cancel, shown));
       actions.push(cancel);
       if (shown.status === CallStatus.ACCEPTED) {
-        actions.push(
-          h("p", { class: "hint" }, "A driver is on the way: canceling now keeps a cancellation fee; the rest of the advance is refunded."),
-        );
+        // The fee the server quoted, never more than the advance.
+        const fee = cancelFeeKrw === null ? null : cancelFeeKrw < shown.advanceKrw ? cancelFeeKrw : shown.advanceKrw;
+        const text =
+          fee === null
+            ? "A driver is on the way: canceling now refunds the advance less any cancellation fee."
+            : fee > 0n
+              ? `A driver is on the way: canceling now keeps a cancellation fee of ${krw(fee)}; the rest of the advance is refunded.`
+              : "A driver is on the way: canceling now is free; the advance is refunded in full.";
+        actions.push(h("p", { class: "hint", "data-testid": "cancel-hint" }, text));
       }
     }
+    if (isTerminal(shown.status) && (shown.owedKrw ?? 0n) > 0n && declinedCall === shown.callId) {
+      actions.push(payBalance(shown));
+    }
     fill(current, callCard(shown, "Call", ...actions));
+  }
+
+  /** What a finished call still owes, and a card to pay it with. */
+  function payBalance(shown: CallInfo): HTMLElement {
+    const other = select("balanceMethod", [
+      ["tok_visa", "Visa ending 4242"],
+      ["tok_decline", "A card that will be declined (test)"],
+    ]);
+    const pay = h("button", { type: "button", class: "primary", "data-testid": "pay-balance" }, `Pay ${krw(shown.owedKrw ?? 0n)}`);
+    pay.addEventListener("click", () => {
+      void busy(pay, async () => {
+        try {
+          const { call: paid } = await callApi.settleBalance({ callId: shown.callId, paymentMethod: other.value });
+          if (paid) apply(paid);
+          notice.ok("Paid. Nothing is owed on this call any more.");
+          void loadPayments(paid ?? shown);
+        } catch (err) {
+          notice.error(describeError(err));
+        }
+      });
+    });
+    return h(
+      "div",
+      { class: "owed", "data-testid": "balance" },
+      h("p", { class: "msg msg-error" }, `The final charge was declined: ${krw(shown.owedKrw ?? 0n)} is still owed.`),
+      field("Pay the balance with", other),
+      pay,
+    );
   }
 
   async function cancelCall(button: HTMLButtonElement, shown: CallInfo): Promise<void> {
@@ -245,6 +294,15 @@ export function customerView(): View {
       await sleep(1000);
     }
     if (!ledger || call?.callId !== shown.callId) return;
+    const declined = ledger.entries.some((e) => e.kind === EntryKind.FINAL_CHARGE && e.status === EntryStatus.DECLINED);
+    declinedCall = declined ? shown.callId : null;
+    try {
+      const { call: latest } = await callApi.getCall({ callId: shown.callId });
+      if (latest) apply(latest);
+    } catch {
+      // The card keeps what it showed; the ledger below is what counts.
+    }
+    render();
     const kinds: Record<number, string> = {
       [EntryKind.ADVANCE]: "Advance",
       [EntryKind.FINAL_CHARGE]: "Final charge",

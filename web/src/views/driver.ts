@@ -350,7 +350,7 @@ export function driverView(): View {
       actions.push(start);
     }
     if (call.status === CallStatus.IN_TRIP) {
-      const km = h("input", { type: "number", name: "distance", min: 0, max: 1000, step: 0.1, value: distanceKm, inputmode: "decimal" });
+      const km = h("input", { type: "number", name: "distance", min: 0.1, max: 1000, step: 0.1, value: distanceKm, inputmode: "decimal" });
       km.addEventListener("input", () => {
         distanceKm = km.value;
       });
@@ -360,8 +360,9 @@ export function driverView(): View {
         event.preventDefault();
         void busy(complete, async () => {
           const distance = Number(km.value);
-          if (km.value === "" || !Number.isFinite(distance) || distance < 0 || distance > 1000) {
-            tripNotice.error("Enter the distance driven in km (0 to 1000).");
+          // The fare is priced by it: the server refuses a trip of no length.
+          if (km.value === "" || !Number.isFinite(distance) || distance <= 0 || distance > 1000) {
+            tripNotice.error("Enter the distance driven in km (more than 0, at most 1000).");
             return;
           }
           try {

@@ -96,7 +96,20 @@ where
     Ok(call)
 }
 
-async fn worker(clients: &mut Clients, until: Instant) -> anyhow::Result<Measured> {
+/// `at` moved `area` × 0.2° north (about 22 km a step): each worker's
+/// driver and customers keep to an area of their own, beyond the widest
+/// offer round of any other, so every call is offered to its own worker's
+/// driver (with all of them at one spot, a call went to the first few of
+/// them and the others waited out a round).
+fn in_area(at: LatLng, area: usize) -> LatLng {
+    LatLng {
+        latitude: at.latitude + 0.2 * area as f64,
+        longitude: at.longitude,
+    }
+}
+
+async fn worker(clients: &mut Clients, until: Instant, area: usize) -> anyhow::Result<Measured> {
+    let (pickup, dropoff) = (in_area(PICKUP, area), in_area(DROPOFF, area));
     let mut measured = Measured::new()?;
     let driver = Caller::Driver(Uuid::new_v4());
     let register = RegisterDriverRequest {
@@ -113,15 +126,15 @@ async fn worker(clients: &mut Clients, until: Instant) -> anyhow::Result<Measure
         .set_online(as_caller(&driver, SetOnlineRequest {}))
         .await?;
     let at = UpdateLocationRequest {
-        location: Some(PICKUP),
+        location: Some(pickup),
     };
     clients.dispatch.update_location(as_caller(&driver, at)).await?;
 
     while Instant::now() < until {
         let customer = Caller::Customer(Uuid::new_v4());
         let request = RequestCallRequest {
-            pickup: Some(PICKUP),
-            dropoff: Some(DROPOFF),
+            pickup: Some(pickup),
+            dropoff: Some(dropoff),
             taxi_type: TaxiType::Normal.into(),
             idempotency_key: Uuid::new_v4().to_string(),
             payment_method: "tok_visa".into(),
@@ -201,13 +214,13 @@ pub(crate) async fn run(seconds: u64, workers: usize) -> anyhow::Result<()> {
     let until = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let mut running = tokio::task::JoinSet::new();
-    for _ in 0..workers {
+    for area in 1..=workers {
         let mut clients = Clients {
             call: CallServiceClient::new(call.clone()),
             dispatch: DispatchServiceClient::new(dispatch.clone()),
             query: QueryServiceClient::new(query.clone()),
         };
-        running.spawn(async move { worker(&mut clients, until).await });
+        running.spawn(async move { worker(&mut clients, until, area).await });
     }
     let mut total = Measured::new()?;
     while let Some(done) = running.join_next().await {

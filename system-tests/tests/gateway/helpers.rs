@@ -34,6 +34,17 @@ pub struct User {
     pub token: String,
 }
 
+impl User {
+    /// A fresh subject in `role`, with a token the gateway configured as
+    /// `gateway` accepts for an hour.
+    pub fn new(gateway: &gateway_grpc_web::Config, role: &str) -> Self {
+        let id = Uuid::new_v4();
+        let token = gateway_grpc_web::auth::mint(&gateway.auth, role, id, Duration::from_secs(3_600))
+            .expect("mint a token");
+        Self { id, token }
+    }
+}
+
 /// The platform of one test, reached through its gateway (`addr`, `config`
 /// and `channel` are the gateway's).
 pub struct TestApp {
@@ -91,11 +102,7 @@ impl TestApp {
     }
 
     pub fn user(&self, role: &str) -> User {
-        let id = Uuid::new_v4();
-        User {
-            id,
-            token: self.token(role, id),
-        }
+        User::new(&self.config, role)
     }
 
     pub fn customer(&self) -> User {

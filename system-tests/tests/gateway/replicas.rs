@@ -22,7 +22,6 @@ use taxi_proto::{
 };
 use tokio::sync::watch;
 use tonic::{Status, transport::Channel};
-use uuid::Uuid;
 
 use crate::helpers::{User, bearer, call_request};
 
@@ -125,13 +124,7 @@ async fn trips_flow_through_a_crash_of_each_backend_and_a_rolling_restart_of_eve
     let mut platform = Processes::start(&system, Replicas::all(2), &[])
         .await
         .expect("the platform starts");
-    let user = |role: &str| {
-        let id = Uuid::new_v4();
-        let token =
-            gateway_grpc_web::auth::mint(&platform.gateway_config.auth, role, id, Duration::from_secs(600))
-                .expect("mint a token");
-        User { id, token }
-    };
+    let user = |role: &str| User::new(&platform.gateway_config, role);
     let clients = Clients {
         calls: CallServiceClient::new(platform.gateway.clone()),
         query: QueryServiceClient::new(platform.gateway.clone()),

@@ -166,13 +166,7 @@ async fn a_request_and_an_accept_are_one_trace_from_the_phone_to_the_ledger() {
     let platform = Processes::start(&system, Replicas::ONE, &env)
         .await
         .expect("the platform starts");
-    let user = |role: &str| {
-        let id = Uuid::new_v4();
-        let token =
-            gateway_grpc_web::auth::mint(&platform.gateway_config.auth, role, id, Duration::from_secs(600))
-                .expect("mint a token");
-        User { id, token }
-    };
+    let user = |role: &str| User::new(&platform.gateway_config, role);
     let (customer, driver) = (user("customer"), user("driver"));
     let calls = CallServiceClient::new(platform.gateway.clone());
     let dispatch = DispatchServiceClient::new(platform.gateway.clone());

@@ -8,7 +8,9 @@ use svc_kit::secret::SecretUrl;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NatsConfig {
-    /// `nats://[user:password@]host:port`.
+    /// `nats://[user:password@]host:port`, or several separated by commas
+    /// (the servers of a cluster: the client connects to one and moves to
+    /// another when it is lost; `tls://` requires TLS).
     pub url: SecretUrl,
     /// First token of every subject and the base of the stream names; tests
     /// use their own prefix so they never see each other's events.
@@ -49,6 +51,16 @@ impl Default for NatsConfig {
 }
 
 impl NatsConfig {
+    /// Each server `url` lists.
+    pub fn servers(&self) -> Vec<&str> {
+        self.url
+            .expose()
+            .split(',')
+            .map(str::trim)
+            .filter(|server| !server.is_empty())
+            .collect()
+    }
+
     /// The subject and stream names under this configuration's prefix.
     pub fn subjects(&self) -> Subjects {
         Subjects::new(&self.prefix)

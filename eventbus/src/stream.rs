@@ -25,7 +25,7 @@ pub async fn connect(config: &NatsConfig, name: &str) -> anyhow::Result<jetstrea
         .event_callback(|event| async move {
             tracing::info!(%event, "nats connection event");
         })
-        .connect(config.url.expose())
+        .connect(config.servers().as_slice())
         .await
         .with_context(|| format!("cannot connect to NATS at {}", config.url))?;
     let mut js = jetstream::new(client);

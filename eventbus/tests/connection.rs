@@ -47,3 +47,27 @@ async fn the_connection_gauge_follows_an_outage_of_the_server() {
     assert_eq!(during, "nats_connected 0", "while the server is down");
     assert_eq!(after, "nats_connected 1", "once it is back");
 }
+
+#[tokio::test]
+async fn a_list_of_servers_is_served_by_whichever_answers() {
+    // Arrange: the first server listed is not there.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+    let live = eventbus::testing::isolated();
+    let config = eventbus::NatsConfig {
+        url: format!("nats://{dead},{}", live.url.expose()).into(),
+        ..live
+    };
+
+    // Act
+    let js = stream::connect(&config, "servers-test").await.expect("connect");
+    stream::ensure_streams(&js, &config)
+        .await
+        .expect("the streams, through the server that answers");
+
+    // Assert
+    let info = js.get_stream(config.subjects().stream()).await;
+    assert!(info.is_ok(), "the stream exists");
+}

@@ -71,24 +71,29 @@ impl SecretUrl {
         &self.0
     }
 
-    /// The URL with its password replaced by `***`.
+    /// The URL with its password replaced by `***`; each of a
+    /// comma-separated list of URLs (several NATS servers) alike.
     pub fn redacted(&self) -> String {
-        let url = &self.0;
-        let authority_start = url.find("://").map_or(0, |i| i + 3);
-        let authority_end = url[authority_start..]
-            .find(['/', '?', '#'])
-            .map_or(url.len(), |i| authority_start + i);
-        let authority = &url[authority_start..authority_end];
-        let Some(at) = authority.rfind('@') else {
-            return url.clone();
-        };
-        let Some(colon) = authority[..at].find(':') else {
-            return url.clone();
-        };
-        let password_start = authority_start + colon + 1;
-        let password_end = authority_start + at;
-        format!("{}***{}", &url[..password_start], &url[password_end..])
+        self.0.split(',').map(redact_one).collect::<Vec<_>>().join(",")
     }
+}
+
+/// `url` with its password replaced by `***`.
+fn redact_one(url: &str) -> String {
+    let authority_start = url.find("://").map_or(0, |i| i + 3);
+    let authority_end = url[authority_start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| authority_start + i);
+    let authority = &url[authority_start..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_owned();
+    };
+    let Some(colon) = authority[..at].find(':') else {
+        return url.to_owned();
+    };
+    let password_start = authority_start + colon + 1;
+    let password_end = authority_start + at;
+    format!("{}***{}", &url[..password_start], &url[password_end..])
 }
 
 impl From<String> for SecretUrl {
@@ -141,6 +146,10 @@ mod tests {
                 "postgres://postgres@127.0.0.1:5432/taxi",
             ),
             ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
+            (
+                "nats://a:p1@n1:4222,nats://b:p2@n2:4222",
+                "nats://a:***@n1:4222,nats://b:***@n2:4222",
+            ),
             (
                 "postgres://app@db/taxi?password=x:y@z",
                 "postgres://app@db/taxi?password=x:y@z",

@@ -126,7 +126,8 @@ pub fn inject_headers(span: &Span, headers: &mut HeaderMap) {
 }
 
 /// The current span's `traceparent`, for a carrier that keeps one value (an
-/// outbox row); `None` while tracing is off or outside a sampled trace.
+/// outbox row); `None` while tracing is off or outside any trace (an unsampled
+/// trace has one too, flagged so, and its decision travels with it).
 pub fn current_traceparent() -> Option<String> {
     let mut traceparent = None;
     inject(&Span::current(), |name, value| {

@@ -144,9 +144,7 @@ impl PendingRow {
             otel.status_code = tracing::field::Empty,
             trace_id = tracing::field::Empty,
         );
-        svc_kit::telemetry::trace::continue_trace(&span, |name| {
-            (name == svc_kit::telemetry::trace::TRACEPARENT).then_some(traceparent)
-        });
+        svc_kit::telemetry::trace::continue_from_traceparent(&span, traceparent);
         Some(span)
     }
 }

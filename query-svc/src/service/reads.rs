@@ -238,9 +238,7 @@ fn send_span(woken_by: Option<Arc<str>>) -> Option<tracing::Span> {
         otel.kind = "producer",
         trace_id = tracing::field::Empty,
     );
-    svc_kit::telemetry::trace::continue_trace(&span, |name| {
-        (name == svc_kit::telemetry::trace::TRACEPARENT).then_some(&*traceparent)
-    });
+    svc_kit::telemetry::trace::continue_from_traceparent(&span, &traceparent);
     Some(span)
 }
 

@@ -100,6 +100,12 @@ pub fn continue_trace<'a>(span: &Span, get: impl Fn(&str) -> Option<&'a str>) {
     }
 }
 
+/// [`continue_trace`] from a carrier that kept only a `traceparent` (an
+/// outbox row, a change notification).
+pub fn continue_from_traceparent(span: &Span, traceparent: &str) {
+    continue_trace(span, |name| (name == TRACEPARENT).then_some(traceparent));
+}
+
 /// [`continue_trace`] from the metadata of a gRPC request.
 pub fn continue_from_headers(span: &Span, headers: &HeaderMap) {
     continue_trace(span, |name| {
